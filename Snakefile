@@ -1,0 +1,28 @@
+# hsiseu: activation functions, pruning, int8 quantization and soft-error robustness of a
+# hyperspectral segmentation U-Net. Run `snakemake --cores N`; see README.md.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+wildcard_constraints:
+    af="relu|sigmoid|hard_sigmoid",
+    stage="original|pruned|quantized",
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

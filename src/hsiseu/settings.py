@@ -1,0 +1,72 @@
+"""Translate the validated workflow config into the keyword arguments of the package.
+
+The config layout is known here and in the schema only, so that a renamed key is one edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+AF_LABELS = {"relu": "ReLU", "sigmoid": "Sigmoid", "hard_sigmoid": "Hard Sigmoid"}
+
+
+def data_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Arguments of ``hsiseu.data.load_split`` / ``make_dataset``."""
+    data = config["data"]
+    crop = data.get("crop")
+    return {
+        "bands": list(data["bands"]) if data.get("bands") is not None else None,
+        "crop": tuple(crop) if crop is not None else None,
+        "expected_bands": int(data["expected_bands"]),
+    }
+
+
+def input_shape(config: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(height, width, bands) the model sees, derived without reading the data when possible."""
+    data = config["data"]
+    bands = len(data["bands"]) if data.get("bands") is not None else int(data["expected_bands"])
+    if data.get("crop") is not None:
+        h, w = data["crop"]
+    elif data["source"] == "synthetic":
+        h, w = data["synthetic"]["height"], data["synthetic"]["width"]
+    else:
+        raise ValueError(
+            "config data.crop is null and data.source is 'hsi_drive': set data.crop to the "
+            "[height, width] the model should see (paper: [192, 384])"
+        )
+    return int(h), int(w), int(bands)
+
+
+def model_kwargs(config: Mapping[str, Any], af: str) -> dict[str, Any]:
+    """Arguments of ``hsiseu.model.build_unet`` for one activation function."""
+    h, w, b = input_shape(config)
+    m = config["model"]
+    return {
+        "height": h,
+        "width": w,
+        "bands": b,
+        "n_classes": int(m["n_classes"]),
+        "af": af,
+        "pools": int(m["pools"]),
+        "base_filters": int(m["base_filters"]),
+        "seed": int(config["seed"]),
+    }
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Cross-key checks that a JSON schema cannot express; raise ValueError naming the keys."""
+    h, w, b = input_shape(config)
+    pools = int(config["model"]["pools"])
+    step = 2**pools
+    if h % step or w % step:
+        raise ValueError(
+            f"input size {h}x{w} (data.crop or data.synthetic.height/width) must be divisible by "
+            f"2**model.pools = {step}"
+        )
+    bands = config["data"].get("bands")
+    if bands is not None and max(bands) >= int(config["data"]["expected_bands"]):
+        raise ValueError(
+            f"data.bands has index {max(bands)} but data.expected_bands is "
+            f"{config['data']['expected_bands']}"
+        )

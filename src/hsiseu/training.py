@@ -1,0 +1,201 @@
+"""Seeded, deterministic training with the best validation checkpoint kept.
+
+The paper reports the best IoU reached on validation; the checkpoint is therefore chosen by a
+segmentation metric (Global or Weighted IoU over labelled pixels), not by the loss, unless the
+config says ``val_loss``. Fine-tuning after pruning uses the same ``fit``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from hsiseu import data as hdata
+from hsiseu import settings
+from hsiseu.evaluation import confusion_over, keras_predictor
+from hsiseu.io import atomic_path, write_json
+from hsiseu.metrics import IGNORE, global_iou, segmentation_report, weighted_iou
+
+log = logging.getLogger(__name__)
+
+MONITORS = {"val_global_iou": "max", "val_weighted_iou": "max", "val_loss": "min"}
+
+
+def configure_tensorflow(threads: int | None = None, seed: int | None = None) -> None:
+    """Make runs repeatable: fixed seeds, deterministic kernels, a fixed thread count.
+
+    Must run before TensorFlow executes its first op (thread pools are fixed then).
+    """
+    import tensorflow as tf
+
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # already initialised in this process (tests): keep going
+            log.debug("TensorFlow thread pools already initialised")
+    tf.config.experimental.enable_op_determinism()
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+
+
+def _as_training_pairs(ds):
+    """Labels as int32 (the loss wants an integer index; 255 stays the ignored class)."""
+    import tensorflow as tf
+
+    return ds.map(lambda x, y: (x, tf.cast(y, tf.int32))).prefetch(2)
+
+
+def split_dataset(config: Mapping[str, Any], split: str, *, shuffle: bool = False, seed: int = 0):
+    """The streamed split of the configured dataset, batched as the config says."""
+    return hdata.make_dataset(
+        config["data"]["root"],
+        split,
+        batch_size=int(config["training"]["batch_size"]),
+        shuffle=shuffle,
+        seed=seed,
+        **settings.data_kwargs(config),
+    )
+
+
+class BestOnValidation(keras.callbacks.Callback):
+    """Validation IoUs each epoch; the best weights are kept in memory and restored by ``fit``."""
+
+    def __init__(self, val_ds, n_classes: int, monitor: str):
+        super().__init__()
+        self.val_ds = val_ds
+        self.n_classes = n_classes
+        self.monitor = monitor
+        self.mode = MONITORS[monitor]
+        self.best: float | None = None
+        self.best_epoch = -1
+        self.best_weights: list[np.ndarray] | None = None
+        self.rows: list[dict[str, float]] = []
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        cm = confusion_over(keras_predictor(self.model), self.val_ds, self.n_classes)
+        logs["val_global_iou"] = 100.0 * global_iou(cm)
+        logs["val_weighted_iou"] = 100.0 * weighted_iou(cm)
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
+        row["seconds"] = time.perf_counter() - self._t0
+        self.rows.append(row)
+        value = float(logs[self.monitor])
+        improved = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        if improved and np.isfinite(value):
+            self.best, self.best_epoch = value, epoch + 1
+            self.best_weights = [w.copy() for w in self.model.get_weights()]
+        print(
+            f"epoch {epoch + 1}: val GIoU {logs['val_global_iou']:.2f} "
+            f"WIoU {logs['val_weighted_iou']:.2f} (best {self.monitor} {self.best:.4g} "
+            f"at epoch {self.best_epoch})",
+            flush=True,
+        )
+
+
+def fit(
+    model,
+    train_ds,
+    val_ds,
+    *,
+    epochs: int,
+    learning_rate: float,
+    monitor: str = "val_global_iou",
+    n_classes: int = 5,
+    verbose: int = 2,
+) -> tuple[pd.DataFrame, int]:
+    """Train ``model`` in place and leave it at its best validation epoch.
+
+    Returns the per-epoch history and the best epoch (1-based).
+    """
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor must be one of {sorted(MONITORS)}, got {monitor!r}")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE),
+    )
+    best = BestOnValidation(val_ds, n_classes, monitor)
+    model.fit(
+        _as_training_pairs(train_ds),
+        validation_data=_as_training_pairs(val_ds),
+        epochs=int(epochs),
+        verbose=verbose,
+        callbacks=[best],
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
+    )
+    if best.best_weights is not None:
+        model.set_weights(best.best_weights)
+    return pd.DataFrame(best.rows), best.best_epoch
+
+
+def evaluate_splits(model, config: Mapping[str, Any], splits=("validation", "test")) -> dict[str, Any]:
+    """Segmentation reports of a Keras model on the given splits of the configured data."""
+    n_classes = int(config["model"]["n_classes"])
+    out = {}
+    for split in splits:
+        cm = confusion_over(keras_predictor(model), split_dataset(config, split), n_classes)
+        out[split] = segmentation_report(cm, hdata.CLASS_NAMES)
+        out[split]["confusion_matrix"] = cm.tolist()
+    return out
+
+
+def train_original(
+    config: Mapping[str, Any],
+    af: str,
+    *,
+    out_model: str | Path,
+    out_history: str | Path,
+    out_metrics: str | Path,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Train the reference (unpruned, float) model of one activation function."""
+    from hsiseu.model import build_unet, complexity
+
+    seed = int(config["seed"])
+    configure_tensorflow(threads, seed)
+    settings.check_config(config)
+    tcfg = config["training"]
+    model = build_unet(**settings.model_kwargs(config, af))
+    cost = complexity(model)
+    log.info("training %s: %d params, %.3f GFLOPs", model.name, cost.params, cost.gflops)
+    t0 = time.perf_counter()
+    history, best_epoch = fit(
+        model,
+        split_dataset(config, "training", shuffle=True, seed=seed),
+        split_dataset(config, "validation"),
+        epochs=int(tcfg["epochs"][af]),
+        learning_rate=float(tcfg["learning_rate"]),
+        monitor=tcfg["monitor"],
+        n_classes=int(config["model"]["n_classes"]),
+        verbose=int(tcfg["verbose"]),
+    )
+    seconds = time.perf_counter() - t0
+    metrics = {
+        "af": af,
+        "stage": "original",
+        "epochs": int(tcfg["epochs"][af]),
+        "best_epoch": int(best_epoch),
+        "monitor": tcfg["monitor"],
+        "train_seconds": round(seconds, 2),
+        "params": cost.params,
+        "flops": cost.flops,
+        **evaluate_splits(model, config),
+    }
+    with atomic_path(out_model) as tmp:
+        model.save(tmp)
+    with atomic_path(out_history) as tmp:
+        history.to_csv(tmp, index=False)
+    write_json(out_metrics, metrics)
+    log.info(
+        "%s: test Global IoU %.2f, Weighted IoU %.2f (best epoch %d, %.0f s)",
+        af, metrics["test"]["global_iou"], metrics["test"]["weighted_iou"], best_epoch, seconds,
+    )
+    return metrics

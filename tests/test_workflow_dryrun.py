@@ -1,0 +1,71 @@
+"""Dry runs through snakemake.api: the DAG of both shipped configs builds, bad configs stop it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings
+
+from conftest import REPO, load_config, tiny_config, write_config, run_snakemake
+
+
+def dry_run(workdir: Path, configfile: Path, targets=()) -> None:
+    with SnakemakeApi(OutputSettings(dryrun=True, quiet=None)) as api:
+        wf = api.workflow(
+            resource_settings=ResourceSettings(cores=2),
+            config_settings=ConfigSettings(configfiles=[configfile]),
+            snakefile=workdir / "Snakefile",
+            workdir=workdir,
+        )
+        dag = wf.dag(DAGSettings(targets=set(targets)) if targets else None)
+        dag.execute_workflow(executor="dryrun")
+
+
+def test_default_config_dry_run_builds_the_dag(workflow_copy):
+    dry_run(workflow_copy, workflow_copy / "config" / "config.yaml")
+
+
+def test_paper_config_dry_run_builds_the_dag(workflow_copy, tmp_path):
+    cfg = load_config("paper.yaml")
+    root = tmp_path / "hsi_drive"
+    root.mkdir()
+    cfg["data"]["root"] = str(root)
+    dry_run(workflow_copy, write_config(workflow_copy, cfg))
+
+
+def test_table1_is_a_target_of_its_own(workflow_copy):
+    dry_run(workflow_copy, workflow_copy / "config" / "config.yaml", ["reports/tables/table1_iou_float.md"])
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda c: c.update(learning_rte=0.1), "learning_rte"),
+        (lambda c: c["training"].update(batch_size=0), "batch_size"),
+        (lambda c: c.update(afs=["relu", "tanh"]), "tanh"),
+        (lambda c: c["model"].update(pools="five"), "five"),
+    ],
+)
+def test_bad_config_key_or_value_stops_the_run_naming_it(workflow_copy, edit, needle):
+    cfg = tiny_config()
+    edit(cfg)
+    path = write_config(workflow_copy, cfg)
+    proc = run_snakemake(workflow_copy, "-n", "--configfile", str(path), timeout=120)
+    assert proc.returncode != 0
+    assert needle in proc.stdout + proc.stderr
+
+
+def test_crop_not_divisible_by_pools_is_reported(workflow_copy):
+    cfg = tiny_config()
+    cfg["data"]["crop"] = [30, 64]
+    proc = run_snakemake(workflow_copy, "-n", "--configfile", str(write_config(workflow_copy, cfg)), timeout=120)
+    assert proc.returncode != 0
+    assert "divisible" in proc.stdout + proc.stderr
+
+
+def test_lint_is_clean():
+    proc = run_snakemake(REPO, "--lint", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations" in proc.stdout + proc.stderr

@@ -1,0 +1,18 @@
+rule train:
+    input:
+        data=data_ready(),
+    output:
+        model="results/{af}/original/model.keras",
+        history="results/{af}/original/history.csv",
+        metrics="results/{af}/original/metrics.json",
+    params:
+        config=training_config,
+    log:
+        "logs/train/{af}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/train.py"
