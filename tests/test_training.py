@@ -60,3 +60,16 @@ def test_training_reduces_the_loss(tiny, tmp_path):
     _train(cfg, tmp_path)
     history = pd.read_csv(tmp_path / "history.csv")
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+
+
+def test_median_frequency_weights_favour_the_rare_class_and_skip_absent_ones():
+    from hsiseu.training import class_weights
+
+    w = class_weights(np.array([800, 10, 100, 90, 0]), "median_frequency")
+    # frequencies 0.8, 0.01, 0.1, 0.09 -> median 0.095
+    np.testing.assert_allclose(w, [0.095 / 0.8, 9.5, 0.95, 0.095 / 0.09, 0.0])
+    assert np.array_equal(class_weights(np.array([5, 5]), "none"), [1.0, 1.0])
+    inv = class_weights(np.array([30, 10, 0]), "inverse_frequency")
+    assert inv[2] == 0 and inv[1] == pytest.approx(3 * inv[0]) and inv[:2].mean() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="balanced"):
+        class_weights(np.array([1, 2]), "balanced")

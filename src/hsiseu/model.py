@@ -117,7 +117,9 @@ def build_unet(
             bias_initializer="zeros",
             name=f"cnv_{i}",
         )(x)
-        x = keras.layers.BatchNormalization(name=f"bn_{i}")(x)
+        # momentum 0.9, not Keras's 0.99: the moving statistics must keep up within the few
+        # hundred steps of a small dataset, or validation (inference-mode BN) lags training.
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{i}")(x)
         return keras.layers.Activation(af, name=f"act_{i}")(x)
 
     inputs = keras.Input(shape=(height, width, bands), name="input")

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from hsiseu.data import CLASS_NAMES
 from hsiseu.io import atomic_path, read_json, write_text
 from hsiseu.settings import AF_LABELS
 
@@ -22,6 +23,8 @@ def iou_table(metrics_by_af: Mapping[str, Mapping[str, Any]], split: str = "test
         col["Weighted"] = report["weighted_iou"]
         columns[AF_LABELS.get(af, af)] = col
     table = pd.DataFrame(columns)
+    order = [c for c in CLASS_NAMES if c in table.index]
+    table = table.loc[order + [r for r in table.index if r not in order]]
     table.index.name = "Class"
     return table.astype(float).round(2)
 
