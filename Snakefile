@@ -19,6 +19,10 @@ wildcard_constraints:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/prune.smk"
+include: "workflow/rules/quantize.smk"
+include: "workflow/rules/faults.smk"
+include: "workflow/rules/faults_int8.smk"
 include: "workflow/rules/report.smk"
 
 

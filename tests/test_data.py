@@ -336,3 +336,24 @@ def test_make_dataset_validates_contents_as_it_reads_and_names_the_file(tmp_path
             pass
     message = str(info.value)
     assert "DatasetError" in message and "s01.png" in message and "42" in message
+
+
+def test_describe_dataset_counts_every_split_and_names_a_bad_file(tmp_path):
+    from hsiseu.data import describe_dataset
+
+    root = tmp_path / "ds"
+    rng = np.random.default_rng(0)
+    for split in ("training", "validation", "test"):
+        for i in range(2):
+            label = np.zeros((8, 16), np.uint8)
+            label[:4] = 1  # road
+            label[4:, 4:8] = 5  # sky, inside the centre crop (columns 4..11)
+            data.write_sample(root, split, f"s{i}", rng.random((8, 16, 25), dtype=np.float32), label)
+    info = describe_dataset(root, crop=(8, 8))
+    assert info["input_shape"] == [8, 8, 25]
+    test = info["splits"]["test"]
+    assert test["images"] == 2 and test["class_pixels"]["Road"] == 2 * 32 and test["class_pixels"]["Sky"] == 2 * 16
+    assert test["ignored_pixels"] == 2 * 16
+    (root / "images" / "test" / "s1.npy").write_bytes(b"garbage")
+    with pytest.raises(DatasetError, match="s1.npy"):
+        describe_dataset(root)

@@ -433,3 +433,46 @@ def make_dataset(
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(_tf_load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def describe_dataset(
+    root: str | os.PathLike[str],
+    *,
+    bands: Sequence[int] | None = None,
+    crop: Sequence[int] | None = None,
+    expected_bands: int = 25,
+    n_classes: int = len(CLASS_NAMES),
+) -> dict:
+    """Read and check every file of every split once, and count pixels per class.
+
+    Run before any training so that a bad file stops the pipeline at once, naming the file,
+    rather than in the middle of the third model's training; the counts document the class
+    imbalance of whatever data the run used.
+    """
+    out: dict = {"root": str(root), "classes": list(CLASS_NAMES[:n_classes]), "splits": {}}
+    shapes: set[tuple[int, ...]] = set()
+    for split in SPLITS:
+        counts = np.zeros(n_classes, dtype=np.int64)
+        ignored = 0
+        pairs = split_files(root, split)
+        for cube_path, label_path in pairs:
+            cube, label = load_sample(
+                cube_path, label_path, bands=bands, crop=crop, expected_bands=expected_bands
+            )
+            shapes.add(tuple(cube.shape))
+            counts += class_pixel_counts(label, n_classes)
+            ignored += int(np.count_nonzero(label == IGNORE))
+        labelled = int(counts.sum())
+        out["splits"][split] = {
+            "images": len(pairs),
+            "labelled_pixels": labelled,
+            "ignored_pixels": ignored,
+            "class_pixels": dict(zip(out["classes"], counts.tolist())),
+            "class_fractions": {
+                c: (round(n / labelled, 6) if labelled else None) for c, n in zip(out["classes"], counts.tolist())
+            },
+        }
+    if len(shapes) != 1:
+        raise DatasetError(f"{root}: images differ in size after cropping: {sorted(shapes)}")
+    out["input_shape"] = list(shapes.pop())
+    return out

@@ -12,3 +12,19 @@ rule synthetic_data:
         "../../envs/hsiseu.yaml"
     script:
         "../scripts/synthetic_data.py"
+
+
+rule data_summary:
+    input:
+        data_ready(),
+    output:
+        "results/data/summary.json",
+    params:
+        root=lambda wildcards, input: dataset_root(input[0]),
+        data=lambda wildcards: data_kwargs(config),
+    log:
+        "logs/data/summary.log",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/data_summary.py"

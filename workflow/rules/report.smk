@@ -16,3 +16,20 @@ rule table1:
         "../../envs/hsiseu.yaml"
     script:
         "../scripts/table1.py"
+
+
+rule metrics_summary:
+    input:
+        metrics=per_af_stage_all("results/{af}/{stage}/metrics.json"),
+        cells=per_af_stage_all("results/{af}/{stage}/faults/cells.csv"),
+    output:
+        iou="reports/metrics/iou.json",
+        faults="reports/metrics/fault_error_rates.json",
+    params:
+        models=per_af_stage_keys(),
+    log:
+        "logs/report/metrics_summary.log",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/metrics_summary.py"

@@ -1,6 +1,6 @@
 rule train:
     input:
-        data=data_ready(),
+        data="results/data/summary.json",
     output:
         model="results/{af}/original/model.keras",
         history="results/{af}/original/history.csv",

@@ -49,9 +49,9 @@ def to_markdown(table: pd.DataFrame, floatfmt: str = ".2f") -> str:
 
 
 def write_table(table: pd.DataFrame, csv_path: str | os.PathLike[str], md_path: str | os.PathLike[str],
-                title: str | None = None, notes: Sequence[str] = ()) -> None:
+                title: str | None = None, notes: Sequence[str] = (), floatfmt: str = ".2f") -> None:
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp)
-    parts = [f"**{title}**\n\n" if title else "", to_markdown(table)]
+    parts = [f"**{title}**\n\n" if title else "", to_markdown(table, floatfmt)]
     parts += [f"\n{n}\n" for n in notes]
     write_text(md_path, "".join(parts))

@@ -1,0 +1,31 @@
+"""The ``hsiseu`` command: package tools outside the workflow (the workflow runs the study)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hsiseu", description="hsiseu command-line tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("faults-benchmark", help="time the fault-injection engines and project the paper-scale campaign",
+                   add_help=False)
+    sub.add_parser("faults-int8-benchmark", help="time the int8 (LiteRT) fault-injection engines on the same faults",
+                   add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "faults-int8-benchmark":
+        from hsiseu.faults.tflite_benchmark import main as int8_benchmark
+
+        return int8_benchmark(rest)
+    if args.command == "faults-benchmark":
+        from hsiseu.faults.benchmark import main as benchmark
+
+        return benchmark(rest)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Config-level entry points of the campaign, one per workflow step (the scripts call these).
+
+Here the config's ``faults`` section meets the data: the test images (the first
+``faults.test_images`` of the test split), their labels, and the backend for the stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from hsiseu import settings
+from hsiseu.faults import campaign
+from hsiseu.faults.backend import Backend, open_backend
+
+log = logging.getLogger(__name__)
+
+__all__ = ["test_data", "backend_for", "fault_list", "shard", "merge"]
+
+
+def test_data(config: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The test images and labels a campaign evaluates on."""
+    from hsiseu.data import load_split
+
+    x, y = load_split(config["data"]["root"], "test", **settings.data_kwargs(config))
+    n = config["faults"].get("test_images")
+    if n is not None:
+        if int(n) > len(x):
+            raise ValueError(f"faults.test_images = {n} but the test split has only {len(x)} images")
+        x, y = x[: int(n)], y[: int(n)]
+    return x, y
+
+
+def backend_for(config: Mapping[str, Any], stage: str, model_path: str | os.PathLike[str],
+                x: np.ndarray, threads: int | None = None) -> Backend:
+    from hsiseu.training import configure_tensorflow
+
+    configure_tensorflow(threads, int(config["seed"]))
+    return open_backend(stage, model_path, x, config["faults"])
+
+
+def fault_list(config: Mapping[str, Any], stage: str, model_path: str | os.PathLike[str], *,
+               out_faults: str | os.PathLike[str], out_sets: str | os.PathLike[str], threads: int | None = None) -> None:
+    f = config["faults"]
+    x, _ = test_data(config)
+    backend = backend_for(config, stage, model_path, x[:1], threads)
+    campaign.write_fault_list(backend, sampling=f["sampling"], bits=f.get("bits"), seed=int(f["seed"]),
+                              out_faults=out_faults, out_sets=out_sets)
+
+
+def shard(config: Mapping[str, Any], stage: str, model_path: str | os.PathLike[str], *,
+          faults_path: str | os.PathLike[str], shard: int, n_shards: int, out: str | os.PathLike[str],
+          threads: int | None = None) -> None:
+    f = config["faults"]
+    x, y = test_data(config)
+    backend = backend_for(config, stage, model_path, x, threads)
+    campaign.run_shard(backend, faults_path=faults_path, labels=y, shard=shard, n_shards=n_shards, out=out,
+                       chunk_size=int(f["checkpoint_faults"]))
+    stats = getattr(getattr(backend, "engine", None), "stats", None)
+    if stats:
+        log.info("engine stats: %s", dict(sorted(stats.items())))
+
+
+def merge(shards: Sequence[str], *, faults_path: str, sets_path: str, out_outcomes: str, out_cells: str) -> None:
+    campaign.merge_shards(shards, faults_path=faults_path, sets_path=sets_path, out_outcomes=out_outcomes,
+                          out_cells=out_cells)

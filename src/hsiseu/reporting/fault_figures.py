@@ -1,0 +1,137 @@
+"""Figures 2-6 of the paper from merged fault-injection outcomes (backend-agnostic).
+
+Inputs are the campaign's ``cells.csv`` (per parameter set x bit) and ``parameter_sets.csv``.
+A set's mean error rate is the mean over its injected bits of the per-bit (cell) means, i.e.
+every bit equally likely to be hit, as for a uniformly random upset in the set's storage.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from hsiseu.faults.bitflip import bit_field  # noqa: E402
+from hsiseu.io import atomic_path  # noqa: E402
+from hsiseu.settings import AF_LABELS  # noqa: E402
+
+__all__ = ["heatmap", "mean_error_by_set", "msb_minus_range", "set_means", "msb_table", "SIGN_EXPONENT"]
+
+#: binary32 bits shown by default in Fig. 2 (the paper omits the mantissa: negligible errors).
+SIGN_EXPONENT = tuple(range(31, 22, -1))
+AF_COLORS = {"relu": "tab:blue", "sigmoid": "tab:orange", "hard_sigmoid": "tab:green"}
+
+
+def _save(fig, path: str | os.PathLike[str]) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _set_order(cells: pd.DataFrame) -> list[str]:
+    return cells.drop_duplicates("set").sort_values("order")["set"].tolist()
+
+
+def heatmap(cells: pd.DataFrame, path: str | os.PathLike[str], *, bits: Sequence[int] | None = SIGN_EXPONENT,
+            title: str = "") -> None:
+    """Fig. 2: error rate (%) per parameter set (rows, graph order) and bit (columns, MSB left)."""
+    table = cells.pivot_table(index="set", columns="bit", values="error_rate", aggfunc="mean")
+    table = table.loc[_set_order(cells)]
+    cols = sorted(table.columns, reverse=True) if bits is None else [b for b in bits if b in table.columns]
+    table = table.loc[:, cols]
+    fig, ax = plt.subplots(figsize=(2.0 + 0.32 * len(cols), 1.5 + 0.16 * len(table)))
+    im = ax.imshow(table.to_numpy(dtype=float), aspect="auto", cmap="viridis", vmin=0,
+                   vmax=max(1e-9, float(np.nanmax(table.to_numpy(dtype=float))) if table.size else 1))
+    ax.set_xticks(range(len(cols)), [str(b) for b in cols], fontsize=7)
+    ax.set_yticks(range(len(table)), table.index, fontsize=6)
+    ax.set_xlabel("flipped bit (31 = sign, 30 = exponent MSB)")
+    fig.colorbar(im, ax=ax, label="error rate (%)")
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def set_means(cells: pd.DataFrame) -> pd.Series:
+    """Mean error rate (%) per set, over its injected bits, in graph order."""
+    means = cells.groupby("set")["error_rate"].mean()
+    return means.loc[_set_order(cells)]
+
+
+def mean_error_by_set(cells_by_af: Mapping[str, pd.DataFrame], path: str | os.PathLike[str], *, title: str = "") -> pd.DataFrame:
+    """Figs. 3/5: mean error rate per set for each AF; the legend gives each AF's overall mean
+    and standard deviation over sets (also drawn as the right-most bars). Returns the table."""
+    table = pd.DataFrame({af: set_means(c) for af, c in cells_by_af.items()})
+    order = _set_order(next(iter(cells_by_af.values())))
+    table = table.reindex(order + [s for s in table.index if s not in order])
+    n_af = len(table.columns)
+    width = 0.8 / max(n_af, 1)
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.22 * len(table) + 2), 4.0))
+    x = np.arange(len(table))
+    for i, af in enumerate(table.columns):
+        vals = table[af].to_numpy(dtype=float)
+        label = f"{AF_LABELS.get(af, af)} (mean {np.nanmean(vals):.2f} %, std {np.nanstd(vals):.2f})"
+        ax.bar(x + (i - (n_af - 1) / 2) * width, vals, width, label=label, color=AF_COLORS.get(af))
+        ax.bar(len(table) + 1 + (i - (n_af - 1) / 2) * width, np.nanmean(vals), width,
+               yerr=np.nanstd(vals), color=AF_COLORS.get(af), edgecolor="black", capsize=2)
+    ax.set_xticks(list(x) + [len(table) + 1], list(table.index) + ["mean"], rotation=90, fontsize=6)
+    ax.set_ylabel("mean bit-flip error rate (%)")
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)
+    return table
+
+
+def msb_table(cells: pd.DataFrame, sets: pd.DataFrame, msb: int = 30) -> pd.DataFrame:
+    """Per set: MSB (exponent bit 30) error rate, % of values in 1 < |x| < 2, their difference."""
+    msb_rows = cells[cells["bit"] == msb].set_index("set")["error_rate"]
+    share = sets.set_index("name")["share_1_2"] * 100.0
+    order = _set_order(cells)
+    out = pd.DataFrame({"msb_error_rate": msb_rows.reindex(order), "share_1_2": share.reindex(order)})
+    out["difference"] = out["msb_error_rate"] - out["share_1_2"]
+    return out
+
+
+def msb_minus_range(cells_by_af: Mapping[str, pd.DataFrame], sets_by_af: Mapping[str, pd.DataFrame],
+                    path: str | os.PathLike[str], *, title: str = "") -> pd.DataFrame:
+    """Figs. 4/6: per set, MSB error rate minus the share of values in 1 < |x| < 2 (filled
+    dots) and the MSB error rate itself (unfilled dots), one colour per AF."""
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.22 * len(next(iter(cells_by_af.values()))["set"].unique()) + 2), 4.0))
+    tables = {}
+    for af, cells in cells_by_af.items():
+        if not (cells["bit"] == 30).any() or bit_field(np.float32, 30) != "exponent":
+            continue
+        t = msb_table(cells, sets_by_af[af])
+        tables[af] = t
+        x = np.arange(len(t))
+        color = AF_COLORS.get(af)
+        ax.plot(x, t["difference"], "o", color=color, ms=4, label=f"{AF_LABELS.get(af, af)}: MSB rate - share")
+        ax.plot(x, t["msb_error_rate"], "o", mfc="none", color=color, ms=5, label=f"{AF_LABELS.get(af, af)}: MSB rate")
+        ax.set_xticks(x, t.index, rotation=90, fontsize=6)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_ylabel("% (error rate or share of values)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)
+    return pd.concat(tables, names=["af", "set"]) if tables else pd.DataFrame()
+
+
+def fig2_from_files(cells_csv: str, out: str, *, bits: str, af: str, stage: str) -> None:
+    cells = pd.read_csv(cells_csv)
+    heatmap(cells, out, bits=SIGN_EXPONENT if bits == "sign_exponent" else None,
+            title=f"Bit-flip error rate (%), {AF_LABELS.get(af, af)}, {stage} model")
+
+
+def fig_means_from_files(cells_csvs: Mapping[str, str], out: str, *, stage: str) -> None:
+    mean_error_by_set({af: pd.read_csv(p) for af, p in cells_csvs.items()}, out,
+                      title=f"Mean bit-flip error rate per parameter set, {stage} models")
+
+
+def fig_msb_from_files(cells_csvs: Mapping[str, str], sets_csvs: Mapping[str, str], out: str, *, stage: str) -> None:
+    msb_minus_range({af: pd.read_csv(p) for af, p in cells_csvs.items()},
+                    {af: pd.read_csv(p) for af, p in sets_csvs.items()}, out,
+                    title=f"MSB bit-flip error rate minus % of values in 1 < |x| < 2, {stage} models")

@@ -1,0 +1,115 @@
+"""The three ways users run the project, on the tiny config, for real: `dvc repro` (which runs
+Snakemake stage by stage), a second `dvc repro` that does nothing, `dvc exp run -S` that re-runs
+only what a parameter touches, `dvc metrics show`, `dvc push`, and the HTML report."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, WORKFLOW_FILES, tiny_config, write_config
+from hsiseu.synthetic import generate_dataset
+
+pytestmark = pytest.mark.slow
+
+ENV = dict(os.environ, DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2", GIT_AUTHOR_NAME="t",
+           GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+
+
+def sh(cwd: Path, *cmd: str, timeout: int = 1800) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{out[-4000:]}"
+    return out
+
+
+def dvc(cwd: Path, *args: str, timeout: int = 1800) -> str:
+    return sh(cwd, sys.executable, "-m", "dvc", *args, timeout=timeout)
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def repro(tmp_path_factory):
+    """A new git + DVC repository holding the workflow, the tiny config and tiny data, after one
+    `dvc repro` (the whole DAG)."""
+    repo = tmp_path_factory.mktemp("dvcrepo")
+    for name in (*WORKFLOW_FILES, "dvc.yaml", "src", ".dvcignore", ".gitignore"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, repo / name)
+    cfg = tiny_config()
+    write_config(repo / "config", cfg, "config.yaml")
+    generate_dataset(repo / cfg["data"]["root"], **cfg["data"]["synthetic"])
+    sh(repo, "git", "init", "-q")
+    dvc(repo, "init", "-q")
+    dvc(repo, "add", "-q", "data")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "tiny")
+    first = dvc(repo, "repro")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "repro")
+    return repo, first
+
+
+def test_first_repro_runs_every_stage_and_makes_every_figure_and_table(repro):
+    repo, first = repro
+    stages = ran_stages(first)
+    afs = tiny_config()["afs"]
+    expected = {"data", "report"} | {f"{s}@{af}" for s in ("train", "prune", "quantize") for af in afs}
+    expected |= {f"faults@{af}-{st}" for af in afs for st in ("original", "pruned", "quantized")}
+    assert expected <= stages, sorted(expected - stages)
+    figures = sorted(p.name for p in (repo / "reports" / "figures").glob("*.png"))
+    assert [f[:4] for f in figures] == ["fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8"]
+    tables = sorted(p.name for p in (repo / "reports" / "tables").glob("*.md"))
+    assert [t[:6] for t in tables] == ["table1", "table2", "table3", "table4"]
+
+
+def test_second_repro_does_nothing(repro):
+    repo, _ = repro
+    second = dvc(repo, "repro")
+    assert ran_stages(second) == set(), second
+
+
+def test_metrics_show_prints_the_ious(repro):
+    repo, _ = repro
+    shown = dvc(repo, "metrics", "show")
+    assert "global_iou" in shown and "mean_error_rate" in shown
+
+
+def test_html_report_holds_every_figure_and_table(repro):
+    repo, _ = repro
+    sh(repo, sys.executable, "-m", "snakemake", "--report", "reports/report.html", timeout=600)
+    html = (repo / "reports" / "report.html").read_text(errors="replace")
+    for n in range(1, 9):
+        assert f"fig{n}_" in html
+    for n in range(1, 5):
+        assert f"table{n}_" in html
+
+
+def test_push_stores_models_and_results_in_a_local_remote(repro, tmp_path):
+    repo, _ = repro
+    remote = tmp_path / "remote"
+    dvc(repo, "remote", "add", "-f", "-d", "testremote", str(remote))
+    dvc(repo, "push", "-q")
+    stored = [p for p in remote.rglob("*") if p.is_file()]
+    assert len(stored) > 30
+
+
+def test_exp_run_with_a_changed_parameter_reruns_only_what_depends_on_it(repro):
+    repo, _ = repro
+    out = dvc(repo, "exp", "run", "-S", "config/config.yaml:training.epochs.relu=3")
+    stages = ran_stages(out)
+    assert "train@relu" in stages and "report" in stages
+    assert not any(s.endswith("sigmoid") or "sigmoid-" in s for s in stages), stages
+    assert "data" not in stages

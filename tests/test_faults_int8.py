@@ -1,0 +1,207 @@
+"""Fault injection into int8 LiteRT models: the parameter sets come from the graph, every flip
+reaches the kernels, and the fast engine gives the reference engine's outcomes bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hsiseu.faults import campaign, faultlist
+from hsiseu.faults.backend import open_backend
+from hsiseu.faults.tflite_backend import ENGINES, TFLiteBackend
+from hsiseu.faults.tflite_exec import full_run, quantized_images
+from hsiseu.faults.tflite_fast import CACHED_AT_PREPARE
+from hsiseu.faults.tflite_reference import flipped_model
+from hsiseu.faults.tflite_sets import int8_parameter_sets, other_constants, tensor_values
+from hsiseu.faults.tflite_submodel import submodel
+from hsiseu.model import build_unet
+from hsiseu.quantization.convert import quantize_int8
+from hsiseu.quantization.graph import operators
+from hsiseu.quantization.interpreter import make_interpreter
+
+AFS = ("relu", "sigmoid", "hard_sigmoid")
+RNG = np.random.default_rng(0)
+CALIB = RNG.random((4, 32, 64, 25), dtype=np.float32)
+X = RNG.random((2, 32, 64, 25), dtype=np.float32)
+
+
+def tiny_unet(af: str):
+    """The tiny U-Net with non-zero biases and BN statistics (as after training), so that the
+    converter keeps every bias, TRANSPOSE_CONV's included."""
+    model = build_unet(height=32, width=64, bands=25, n_classes=5, af=af, pools=2, base_filters=4, seed=0)
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape).astype("float32"))
+        if layer.name.startswith("bn_"):
+            layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape).astype("float32"))
+    return model
+
+
+@pytest.fixture(scope="module")
+def models():
+    out = {}
+    for af in AFS:
+        keras_model = tiny_unet(af)
+        out[af] = (keras_model, quantize_int8(keras_model, CALIB))
+    return out
+
+
+def test_parameter_sets_are_every_conv_kernel_and_bias_named_after_the_float_layer(models):
+    keras_model, content = models["relu"]
+    sets = int8_parameter_sets(content)
+    convs = [layer for layer in keras_model.layers if layer.__class__.__name__ in ("Conv2D", "Conv2DTranspose")]
+    expected = [f"{layer.name}/{role}" for layer in convs for role in ("kernel", "bias")]
+    assert sorted(s.pset.name for s in sets) == sorted(expected)  # 2 x 13 = 26 for pools=2
+    ops = operators(content)
+    for s in sets:
+        layer = keras_model.get_layer(s.pset.layer)
+        (consumer,) = s.consumers
+        assert ops[consumer].name == ("TRANSPOSE_CONV" if layer.__class__.__name__ == "Conv2DTranspose" else "CONV_2D")
+        if s.pset.kind == "kernel":
+            assert s.pset.dtype == "int8" and s.pset.n_bits == 8
+            assert s.pset.size == int(np.prod(layer.kernel.shape))
+        else:
+            assert s.pset.dtype == "int32" and s.pset.n_bits == 32
+            assert s.pset.shape == (layer.filters,)
+        assert faultlist.bits_for(s.pset, None) == list(range(s.pset.n_bits - 1, -1, -1))
+    # Graph order: the first set is the first convolution's kernel.
+    assert sets[0].pset.name == "cnv_1/kernel" and sets[1].pset.name == "cnv_1/bias"
+
+
+def test_other_constants_are_listed_and_injected_only_on_request(models):
+    _, content = models["hard_sigmoid"]
+    default = {s.pset.name for s in int8_parameter_sets(content)}
+    extra = other_constants(content)
+    assert extra and all(s.pset.kind == "constant" for s in extra)
+    assert not default & {s.pset.name for s in extra}
+    ops = operators(content)
+    assert all(ops[j].name == "MUL" for s in extra for j in s.consumers)  # hard sigmoid's 1/6, not shapes
+    both = int8_parameter_sets(content, include_other_constants=True)
+    assert [s.pset.name for s in both] == [s.pset.name for s in int8_parameter_sets(content)] + [s.pset.name for s in extra]
+    assert not other_constants(models["relu"][1])  # relu: TRANSPOSE_CONV output shapes are not parameters
+
+
+@pytest.mark.parametrize("af", AFS)
+def test_a_high_bit_flip_of_every_parameter_set_changes_the_int8_output(models, af):
+    """The TensorFI2 tflite demo's faults never reached the model; these do, in every set."""
+    _, content = models[af]
+    interp = make_interpreter(content)
+    xq = quantized_images(interp, X)
+    golden = full_run(interp, xq)
+    for s in int8_parameter_sets(content, include_other_constants=True):
+        values = tensor_values(content, s.tensor)
+        index = int(np.argmax(np.abs(values.astype(np.int64))))  # a weight the layer relies on
+        bit = s.pset.n_bits - 2  # the highest magnitude bit
+        out = full_run(make_interpreter(flipped_model(content, s.tensor, index, bit)), xq)
+        assert not np.array_equal(out, golden), f"{af}: flipping bit {bit} of {s.pset.name}[{index}] changed nothing"
+
+
+def test_in_place_flips_of_transpose_conv_weights_do_not_reach_the_kernel_so_they_are_rebuilt(models):
+    """Why CACHED_AT_PREPARE exists: LiteRT transposes TRANSPOSE_CONV weights at prepare time."""
+    _, content = models["relu"]
+    ops = operators(content)
+    interp = make_interpreter(content)
+    xq = quantized_images(interp, X[:1])
+    golden = full_run(interp, xq)
+    from hsiseu.faults.tflite_exec import flip_in_place
+
+    for s in int8_parameter_sets(content):
+        index = int(np.argmax(np.abs(tensor_values(content, s.tensor).astype(np.int64))))
+        flip_in_place(interp, s.tensor, index, s.pset.n_bits - 2)
+        out = full_run(interp, xq)
+        flip_in_place(interp, s.tensor, index, s.pset.n_bits - 2)
+        position = ops[s.consumers[0]].inputs.index(s.tensor)
+        cached = (ops[s.consumers[0]].name, position) in CACHED_AT_PREPARE
+        assert np.array_equal(out, golden) == cached, s.pset.name
+    assert np.array_equal(full_run(interp, xq), golden)  # flipped back
+
+
+def test_submodels_reproduce_the_full_model_bit_for_bit_at_any_start_and_batch(models):
+    _, content = models["hard_sigmoid"]
+    interp = make_interpreter(content, preserve_all_tensors=True)
+    xq = quantized_images(interp, X)
+    tensors = {t for op in operators(content) for t in (*op.inputs, *op.outputs) if t >= 0}
+    cache: dict[int, list] = {t: [] for t in tensors}
+    for i in range(len(xq)):
+        interp.set_tensor(interp.get_input_details()[0]["index"], xq[i : i + 1])
+        interp.invoke()
+        for t in tensors:
+            cache[t].append(interp.get_tensor(t).copy())
+    acts = {t: np.concatenate(v) for t, v in cache.items() if v[0].ndim == 4}
+    out_t = int(interp.get_output_details()[0]["index"])
+    n_ops = len(operators(content))
+    for start in range(n_ops):
+        sub, io = submodel(content, start, n_ops, batch=len(xq))
+        s_interp = make_interpreter(sub)
+        for t in io.inputs:
+            s_interp.set_tensor(t, acts[t])
+        s_interp.invoke()
+        assert io.outputs == [out_t]
+        assert np.array_equal(s_interp.get_tensor(out_t), acts[out_t]), f"slice from op {start}"
+
+
+@pytest.mark.parametrize("af", AFS)
+def test_fast_inplace_and_reference_engines_give_identical_outcomes_on_every_fault(models, af):
+    _, content = models[af]
+    backends = {e: TFLiteBackend(content, X, engine=e, include_other_constants=True) for e in ENGINES}
+    sets = backends["reference"].parameter_sets()
+    faults = faultlist.faults_of(faultlist.generate(sets, sampling={"fixed_n": 1}, bits=None, seed=3))
+    golden = backends["reference"].golden()
+    maps = {}
+    for name, backend in backends.items():
+        assert np.array_equal(backend.golden(), golden)
+        maps[name] = [golden if p.classes is None else p.classes for p in backend.run(faults)]
+        assert len(maps[name]) == len(faults)
+    for name in ("fast", "inplace"):
+        for fault, ref, got in zip(faults, maps["reference"], maps[name], strict=True):
+            assert np.array_equal(ref, got), f"{af} {name}: fault {fault} differs from the reference"
+    assert sum(bool((m != golden).any()) for m in maps["reference"]) > 0
+    stats = backends["fast"].engine.stats
+    assert stats["rebuilt"] > 0  # TRANSPOSE_CONV kernel faults took the rebuild path
+
+
+def test_int8_campaign_runs_through_the_shared_list_shard_and_merge_code(models, tmp_path):
+    _, content = models["relu"]
+    path = tmp_path / "model.tflite"
+    path.write_bytes(content)
+    backend = open_backend("quantized", path, X, {"engine": "fast", "batch_size": 4})
+    assert isinstance(backend, TFLiteBackend)
+    sampling = {"error_margin": 0.5, "confidence": 0.95, "p": 0.5, "fixed_n": 1}
+    campaign.write_fault_list(backend, sampling=sampling, bits=None, seed=1,
+                              out_faults=tmp_path / "faults.csv", out_sets=tmp_path / "sets.csv")
+    labels = np.zeros((len(X), 32, 64), dtype=np.uint8)
+    shards = [tmp_path / f"{k}-of-2.csv" for k in range(2)]
+    for k, out in enumerate(shards):
+        campaign.run_shard(backend, faults_path=tmp_path / "faults.csv", labels=labels, shard=k, n_shards=2,
+                           out=out, chunk_size=50, progress=False)
+    outcomes = campaign.merge_shards(shards, faults_path=tmp_path / "faults.csv", sets_path=tmp_path / "sets.csv",
+                                     out_outcomes=tmp_path / "outcomes.csv", out_cells=tmp_path / "cells.csv")
+    cells = pd.read_csv(tmp_path / "cells.csv")
+    bits = cells.groupby("kind")["bit"].agg(["min", "max", "nunique"])
+    assert bits.loc["kernel"].tolist() == [0, 7, 8] and bits.loc["bias"].tolist() == [0, 31, 32]
+    # original/faulty are the stored integers, two's complement.
+    for row in outcomes.itertuples():
+        width = 8 if row.kind == "kernel" else 32
+        flipped = (int(row.original) % 2**width) ^ (1 << int(row.bit))
+        assert int(row.faulty) == (flipped - 2**width if flipped >= 2 ** (width - 1) else flipped)
+    assert not outcomes["nonfinite"].any()
+
+    from hsiseu.reporting.int8_fault_figures import bias_weight_split, fig7_from_files, fig8_from_files
+
+    fig7_from_files(str(tmp_path / "cells.csv"), str(tmp_path / "fig7.png"), af="relu")
+    table = fig8_from_files({"relu": str(tmp_path / "cells.csv")}, str(tmp_path / "fig8.png"))
+    assert (tmp_path / "fig7.png").stat().st_size > 1000 and (tmp_path / "fig8.png").stat().st_size > 1000
+    assert list(table.index[:2]) == ["cnv_1/kernel", "cnv_1/bias"]
+    split = bias_weight_split(cells)
+    assert 0 <= split["bias_share_of_set_error"] <= 1
+
+
+def test_benchmark_checks_engines_agree_before_reporting_rates(models, tmp_path):
+    from hsiseu.faults.tflite_benchmark import benchmark
+
+    result = benchmark(models["sigmoid"][1], X[:1], per_cell=1, engines=("reference", "fast"))
+    assert set(result["faults_per_cpu_s"]) == {"reference", "fast"}
+    assert result["speedup_vs_reference"]["reference"] == pytest.approx(1.0)
+    assert result["faults"] > 0

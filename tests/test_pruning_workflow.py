@@ -1,0 +1,67 @@
+"""The pruning rules run for real in a copy of the workflow, through Figure 1 and Table II."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from conftest import run_snakemake, tiny_config, write_config
+
+TARGETS = ("reports/figures/fig1_pruning_ratio_per_layer.png", "reports/tables/table2_complexity.md")
+
+
+def _pruning_config():
+    cfg = tiny_config()
+    cfg["pruning"]["finetune"]["epochs"] = {"relu": 1, "sigmoid": 1, "hard_sigmoid": 1}
+    cfg["pruning"]["sparsities"] = [0.25, 0.5, 0.75]
+    return cfg
+
+
+def _jobs(dry_run_output: str) -> set[str]:
+    return set(re.findall(r"^rule (\w+):", dry_run_output, flags=re.M)) | set(
+        re.findall(r"^localrule (\w+):", dry_run_output, flags=re.M)
+    )
+
+
+@pytest.mark.slow
+def test_tiny_workflow_prunes_every_af_and_draws_fig1_and_table2(workflow_copy):
+    cfg = _pruning_config()
+    path = write_config(workflow_copy, cfg)
+    proc = run_snakemake(workflow_copy, *TARGETS, "--cores", "2", "--configfile", str(path))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+
+    for af in cfg["afs"]:
+        pruned = workflow_copy / "results" / af / "pruned"
+        metrics = json.loads((pruned / "metrics.json").read_text())
+        original = json.loads((workflow_copy / "results" / af / "original" / "metrics.json").read_text())
+        assert {"validation", "test"} <= set(metrics) and set(original["test"]) == set(metrics["test"])
+        assert metrics["flops"] < original["flops"] and metrics["params"] < original["params"]
+        info = metrics["pruning"]
+        assert len(info["iterations"]) == len(cfg["pruning"]["ratios"][af])
+        assert info["reached_overall"] == pytest.approx(1 - metrics["flops"] / original["flops"])
+        assert info["mask_vs_slim_max_abs_diff"] < 1e-5
+        assert info["acceptance"]["outcome"] in {"passed", "failed_warned"}
+        for k in range(1, len(info["iterations"]) + 1):
+            for name in ("sensitivity.csv", "ratios.csv", "history.csv", "summary.json", "model.keras"):
+                assert (pruned / f"iter{k}" / name).exists()
+        ratios = pd.read_csv(pruned / "layer_ratios.csv")
+        assert ((ratios["ratio"] >= 0) & (ratios["ratio"] < 1)).all()
+
+    assert (workflow_copy / TARGETS[0]).stat().st_size > 10_000
+    table = pd.read_csv(workflow_copy / "reports/tables/table2_complexity.csv", index_col=0)
+    assert list(table.columns) == ["Original", "ReLU pruned", "Sigmoid pruned", "Hard Sigmoid pruned"]
+    assert (table.loc["Params (M)", table.columns[1:]] < table.loc["Params (M)", "Original"]).all()
+    assert table.loc["Memory (MB)"].tolist() == pytest.approx((table.loc["Params (M)"] * 8).tolist(), abs=1e-3)
+
+    # The sensitivity analysis is cached: changing the fine-tuning redoes the iterations only.
+    cfg["pruning"]["finetune"]["epochs"]["relu"] = 2
+    path = write_config(workflow_copy, cfg)
+    proc = run_snakemake(workflow_copy, *TARGETS, "-n", "--configfile", str(path), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = _jobs(proc.stdout + proc.stderr)
+    assert "prune_iteration" in jobs
+    text = proc.stdout + proc.stderr
+    assert not any("iter1/sensitivity.csv" in out for out in re.findall(r"output: ([^\n]+)", text))

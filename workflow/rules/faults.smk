@@ -1,0 +1,117 @@
+rule fault_list:
+    input:
+        model=fault_model,
+        data=data_ready(),
+    output:
+        faults="results/{af}/{stage}/faults/fault_list.csv",
+        sets="results/{af}/{stage}/faults/parameter_sets.csv",
+    params:
+        config=fault_list_config,
+    log:
+        "logs/faults/{af}_{stage}_list.log",
+    threads: 1
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/fault_list.py"
+
+
+rule fault_shard:
+    input:
+        model=fault_model,
+        faults="results/{af}/{stage}/faults/fault_list.csv",
+        data=data_ready(),
+    output:
+        "results/{af}/{stage}/faults/shards/{shard}-of-{n}.csv",
+    params:
+        config=fault_run_config,
+    log:
+        "logs/faults/{af}_{stage}_shard{shard}-of-{n}.log",
+    wildcard_constraints:
+        shard=r"\d+",
+        n=r"\d+",
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/fault_shard.py"
+
+
+rule fault_merge:
+    input:
+        shards=fault_shards,
+        faults="results/{af}/{stage}/faults/fault_list.csv",
+        sets="results/{af}/{stage}/faults/parameter_sets.csv",
+    output:
+        outcomes="results/{af}/{stage}/faults/outcomes.csv",
+        cells="results/{af}/{stage}/faults/cells.csv",
+    log:
+        "logs/faults/{af}_{stage}_merge.log",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/fault_merge.py"
+
+
+rule fig2_bitflip_heatmap:
+    input:
+        cells="results/{af}/{stage}/faults/cells.csv",
+    output:
+        report(
+            "reports/figures/fig2_bitflip_heatmap_{af}_{stage}.png",
+            caption="../report/fig2.rst",
+            category="Figures",
+        ),
+    params:
+        bits=config["faults"]["heatmap_bits"],
+    log:
+        "logs/report/fig2_{af}_{stage}.log",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/fig2.py"
+
+
+rule fig_mean_bitflip_error:
+    input:
+        cells=per_af_stage("results/{af}/{stage}/faults/cells.csv"),
+    output:
+        report(
+            "reports/figures/fig{num}_mean_bitflip_error_{stage}.png",
+            caption="../report/fig3_fig5.rst",
+            category="Figures",
+        ),
+    params:
+        afs=AFS,
+    log:
+        "logs/report/fig{num}_{stage}.log",
+    wildcard_constraints:
+        num="3|5",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/fig_mean_bitflip_error.py"
+
+
+rule fig_msb_minus_range:
+    input:
+        cells=per_af_stage("results/{af}/{stage}/faults/cells.csv"),
+        sets=per_af_stage("results/{af}/{stage}/faults/parameter_sets.csv"),
+    output:
+        report(
+            "reports/figures/fig{num}_msb_minus_range_{stage}.png",
+            caption="../report/fig4_fig6.rst",
+            category="Figures",
+        ),
+    params:
+        afs=AFS,
+    log:
+        "logs/report/fig{num}_{stage}.log",
+    wildcard_constraints:
+        num="4|6",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/fig_msb_minus_range.py"

@@ -1,0 +1,108 @@
+rule prune_sensitivity:
+    input:
+        model=prune_input_model,
+    output:
+        sensitivity="results/{af}/pruned/iter{k}/sensitivity.csv",
+    params:
+        config=sensitivity_config,
+    wildcard_constraints:
+        k=r"\d+",
+    log:
+        "logs/prune/{af}/iter{k}_sensitivity.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/prune_sensitivity.py"
+
+
+rule prune_iteration:
+    input:
+        model=prune_input_model,
+        sensitivity="results/{af}/pruned/iter{k}/sensitivity.csv",
+        reference="results/{af}/original/metrics.json",
+    output:
+        model="results/{af}/pruned/iter{k}/model.keras",
+        ratios="results/{af}/pruned/iter{k}/ratios.csv",
+        history="results/{af}/pruned/iter{k}/history.csv",
+        summary="results/{af}/pruned/iter{k}/summary.json",
+    params:
+        config=prune_iteration_config,
+    wildcard_constraints:
+        k=r"\d+",
+    log:
+        "logs/prune/{af}/iter{k}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/prune_iteration.py"
+
+
+rule prune:
+    input:
+        original="results/{af}/original/model.keras",
+        reference="results/{af}/original/metrics.json",
+        models=prune_iteration_files("model.keras"),
+        summaries=prune_iteration_files("summary.json"),
+    output:
+        model="results/{af}/pruned/model.keras",
+        metrics="results/{af}/pruned/metrics.json",
+        layer_ratios="results/{af}/pruned/layer_ratios.csv",
+    params:
+        config=assemble_config,
+    log:
+        "logs/prune/{af}/assemble.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/prune_assemble.py"
+
+
+rule fig1:
+    input:
+        layer_ratios=per_af("results/{af}/pruned/layer_ratios.csv"),
+    output:
+        report(
+            "reports/figures/fig1_pruning_ratio_per_layer.png",
+            caption="../report/fig1.rst",
+            category="Figures",
+        ),
+    params:
+        afs=AFS,
+    log:
+        "logs/report/fig1.log",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/fig1.py"
+
+
+rule table2:
+    input:
+        original_metrics=per_af("results/{af}/original/metrics.json"),
+        original_models=per_af("results/{af}/original/model.keras"),
+        pruned_metrics=per_af("results/{af}/pruned/metrics.json"),
+        pruned_models=per_af("results/{af}/pruned/model.keras"),
+    output:
+        csv=report(
+            "reports/tables/table2_complexity.csv",
+            caption="../report/table2.rst",
+            category="Tables",
+        ),
+        md="reports/tables/table2_complexity.md",
+    params:
+        afs=AFS,
+    log:
+        "logs/report/table2.log",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/table2.py"
