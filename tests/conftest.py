@@ -23,12 +23,31 @@ def load_config(name: str = "config.yaml") -> dict:
 
 
 def tiny_config() -> dict:
-    """The default config shrunk to the smallest model and data that still exercise every rule."""
+    """The default config shrunk to the smallest model, data and campaigns that still exercise
+    every rule (and every branch worth a real run: recovery on, float and int8 bit classes)."""
     cfg = load_config()
     cfg["data"]["synthetic"].update(n_train=6, n_val=2, n_test=2, height=32, width=64)
     cfg["model"].update(pools=2, base_filters=4)
     cfg["training"].update(epochs={"relu": 2, "sigmoid": 2, "hard_sigmoid": 2}, batch_size=2, verbose=0)
+    cfg["pruning"]["sparsities"] = [0.3, 0.6]
+    cfg["pruning"]["finetune"]["epochs"] = {"relu": 1, "sigmoid": 1, "hard_sigmoid": 1}
+    cfg["quantization"].update(representative_samples=3, fps_repeats=2)
+    # Force the recovery path to run, so that its before/after record is exercised too.
+    cfg["quantization"]["recovery"] = {"method": "bias_correction", "min_drop": -100.0}
+    cfg["faults"].update(
+        sampling={"error_margin": 0.25, "confidence": 0.95, "p": 0.5, "fixed_n": 1},
+        bits=list(TINY_FAULT_BITS),
+        test_images=1,
+        shards=2,
+        checkpoint_faults=16,
+        batch_size=4,
+    )
     return cfg
+
+
+#: sign, exponent MSB and LSB, mantissa MSB and LSB of float32; int8 bits 7, 6, 0 and the same
+#: for the int32 biases.
+TINY_FAULT_BITS = (31, 30, 23, 22, 7, 6, 0)
 
 
 @pytest.fixture
@@ -56,3 +75,22 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.
     cmd = [sys.executable, "-m", "snakemake", *args]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One real `snakemake --cores 2` run of the whole DAG on the tiny config, shared by the
+    end-to-end tests of every stage (a full run per test would not fit CI's time)."""
+    dest = tmp_path_factory.mktemp("tiny_run") / "wf"
+    dest.mkdir()
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    cfg = tiny_config()
+    path = write_config(dest, cfg)
+    proc = run_snakemake(dest, "--cores", "2", "--configfile", str(path), timeout=2400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return dest, cfg

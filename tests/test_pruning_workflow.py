@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 
 import pandas as pd
 import pytest
 
-from conftest import run_snakemake, tiny_config, write_config
+from conftest import run_snakemake, write_config
 
 TARGETS = ("reports/figures/fig1_pruning_ratio_per_layer.png", "reports/tables/table2_complexity.md")
-
-
-def _pruning_config():
-    cfg = tiny_config()
-    cfg["pruning"]["finetune"]["epochs"] = {"relu": 1, "sigmoid": 1, "hard_sigmoid": 1}
-    cfg["pruning"]["sparsities"] = [0.25, 0.5, 0.75]
-    return cfg
 
 
 def _jobs(dry_run_output: str) -> set[str]:
@@ -27,11 +21,8 @@ def _jobs(dry_run_output: str) -> set[str]:
 
 
 @pytest.mark.slow
-def test_tiny_workflow_prunes_every_af_and_draws_fig1_and_table2(workflow_copy):
-    cfg = _pruning_config()
-    path = write_config(workflow_copy, cfg)
-    proc = run_snakemake(workflow_copy, *TARGETS, "--cores", "2", "--configfile", str(path))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+def test_tiny_workflow_prunes_every_af_and_draws_fig1_and_table2(tiny_run):
+    workflow_copy, cfg = tiny_run
 
     for af in cfg["afs"]:
         pruned = workflow_copy / "results" / af / "pruned"
@@ -57,8 +48,9 @@ def test_tiny_workflow_prunes_every_af_and_draws_fig1_and_table2(workflow_copy):
     assert table.loc["Memory (MB)"].tolist() == pytest.approx((table.loc["Params (M)"] * 8).tolist(), abs=1e-3)
 
     # The sensitivity analysis is cached: changing the fine-tuning redoes the iterations only.
+    cfg = copy.deepcopy(cfg)
     cfg["pruning"]["finetune"]["epochs"]["relu"] = 2
-    path = write_config(workflow_copy, cfg)
+    path = write_config(workflow_copy, cfg, "edited_finetune.yaml")
     proc = run_snakemake(workflow_copy, *TARGETS, "-n", "--configfile", str(path), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = _jobs(proc.stdout + proc.stderr)

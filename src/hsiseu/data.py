@@ -19,13 +19,14 @@ become :data:`IGNORE` and take no part in training or metrics.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+from hsiseu.io import atomic_path
 
 if TYPE_CHECKING:  # TensorFlow's import takes seconds; only make_dataset needs it.
     import tensorflow as tf
@@ -182,24 +183,6 @@ def read_label(path: str | os.PathLike[str]) -> np.ndarray:
     return label
 
 
-def _atomic_write(target: Path, write: object) -> None:
-    """Write via a temp file in the target's directory and os.replace: readers (and a killed
-    Snakemake job) never see a half-written sample."""
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)  # type: ignore[operator]
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_sample(
     root: str | os.PathLike[str],
     split: str,
@@ -232,10 +215,11 @@ def write_sample(
     label_dir = root / _ANNOTATIONS / split
     image_dir.mkdir(parents=True, exist_ok=True)
     label_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(image_dir / (name + CUBE_SUFFIX), lambda f: np.save(f, cube, allow_pickle=False))
-    _atomic_write(
-        label_dir / (name + LABEL_SUFFIX), lambda f: Image.fromarray(label).save(f, format="PNG")
-    )
+    # Atomic, so that readers (and a killed Snakemake job) never see a half-written sample.
+    with atomic_path(image_dir / (name + CUBE_SUFFIX)) as tmp:
+        np.save(tmp, cube, allow_pickle=False)
+    with atomic_path(label_dir / (name + LABEL_SUFFIX)) as tmp:
+        Image.fromarray(label).save(tmp, format="PNG")
 
 
 # --------------------------------------------------------------------------- samples

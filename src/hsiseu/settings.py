@@ -70,3 +70,20 @@ def check_config(config: Mapping[str, Any]) -> None:
             f"data.bands has index {max(bands)} but data.expected_bands is "
             f"{config['data']['expected_bands']}"
         )
+
+
+def dump_config(config: Mapping[str, Any]) -> str:
+    """The config as YAML in its own key order, for the report: readers compare runs by it."""
+    import yaml
+
+    header = "# Configuration used by this run (validated; overrides applied)\n"
+    return header + yaml.safe_dump(_plain(config), sort_keys=False, default_flow_style=None)
+
+
+def _plain(value: Any) -> Any:
+    # Snakemake hands the config over as its own mapping/list types; YAML wants plain ones.
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

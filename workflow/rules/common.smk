@@ -182,4 +182,5 @@ def all_targets():
         "reports/figures/fig8_mean_bitflip_error_quantized.png",
         "reports/metrics/iou.json",
         "reports/metrics/fault_error_rates.json",
+        "reports/config_used.yaml",
     ]

@@ -33,3 +33,16 @@ rule metrics_summary:
         "../../envs/hsiseu.yaml"
     script:
         "../scripts/metrics_summary.py"
+
+
+rule config_used:
+    output:
+        report("reports/config_used.yaml", caption="../report/config.rst", category="Configuration"),
+    params:
+        config=config,
+    log:
+        "logs/report/config_used.log",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/config_used.py"
