@@ -53,8 +53,11 @@ TINY_FAULT_BITS = (31, 30, 23, 22, 7, 6, 0)
 @pytest.fixture
 def workflow_copy(tmp_path: Path) -> Path:
     """A fresh directory holding the workflow files, so that a real run leaves the repo alone."""
-    dest = tmp_path / "wf"
-    dest.mkdir()
+    return copy_workflow(tmp_path / "wf")
+
+
+def copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True)
     for name in WORKFLOW_FILES:
         src = REPO / name
         if src.is_dir():
@@ -81,14 +84,7 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.
 def tiny_run(tmp_path_factory):
     """One real `snakemake --cores 2` run of the whole DAG on the tiny config, shared by the
     end-to-end tests of every stage (a full run per test would not fit CI's time)."""
-    dest = tmp_path_factory.mktemp("tiny_run") / "wf"
-    dest.mkdir()
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
+    dest = copy_workflow(tmp_path_factory.mktemp("tiny_run") / "wf")
     cfg = tiny_config()
     path = write_config(dest, cfg)
     proc = run_snakemake(dest, "--cores", "2", "--configfile", str(path), timeout=2400)

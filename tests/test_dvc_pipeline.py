@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, WORKFLOW_FILES, tiny_config, write_config
+from conftest import REPO, copy_workflow, tiny_config, write_config
 from hsiseu.synthetic import generate_dataset
 
 pytestmark = pytest.mark.slow
@@ -49,13 +49,11 @@ def dvc_config() -> dict:
 def repro(tmp_path_factory):
     """A new git + DVC repository holding the workflow, the tiny config and tiny data, after one
     `dvc repro` (the whole DAG)."""
-    repo = tmp_path_factory.mktemp("dvcrepo")
-    for name in (*WORKFLOW_FILES, "dvc.yaml", "src", ".dvcignore", ".gitignore"):
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, repo / name)
+    repo = copy_workflow(tmp_path_factory.mktemp("dvcrepo") / "repo")
+    # what DVC hashes as stage dependencies, and its own files
+    shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy2(REPO / name, repo / name)
     cfg = dvc_config()
     write_config(repo / "config", cfg, "config.yaml")
     generate_dataset(repo / cfg["data"]["root"], **cfg["data"]["synthetic"])
