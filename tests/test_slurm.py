@@ -133,6 +133,7 @@ def test_tiny_workflow_runs_as_slurm_jobs_with_the_profiles_resources(slurm, wor
     print("\n".join("|".join(job.values()) for job in jobs))
     by_rule = {job["comment"]: job for job in jobs}
     assert sorted(by_rule) == [
+        "rule_data_summary",
         "rule_synthetic_data",
         "rule_table1",
         "rule_train_wildcards_hard_sigmoid",
