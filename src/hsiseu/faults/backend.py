@@ -10,7 +10,7 @@ that sampling, merging and figures never import TensorFlow.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,7 +19,7 @@ from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.outcomes import Prediction
 from hsiseu.faults.paramsets import ParameterSet
 
-__all__ = ["Backend", "open_backend", "BACKEND_OF_STAGE"]
+__all__ = ["Backend", "open_backend", "BACKEND_OF_STAGE", "check_fault_sets"]
 
 
 class Backend(Protocol):
@@ -36,6 +36,14 @@ class Backend(Protocol):
 
     def run(self, faults: Sequence[Fault]) -> Iterator[Prediction]:
         """One prediction per fault, in order; the model is fault-free again afterwards."""
+
+
+def check_fault_sets(faults: Sequence[Fault], known: Container[str]) -> None:
+    """A fault naming a set the model lacks comes from a fault list made for another model:
+    stop before injecting anything rather than mid-shard."""
+    for f in faults:
+        if f.set not in known:
+            raise KeyError(f"fault {f.fault}: no parameter set {f.set!r} in this model")
 
 
 #: Which backend module serves a stage.

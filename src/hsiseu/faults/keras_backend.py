@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from hsiseu.faults.backend import check_fault_sets
 from hsiseu.faults.engine_fast import FastEngine
 from hsiseu.faults.engine_reference import ReferenceEngine
 from hsiseu.faults.faultlist import Fault
@@ -67,7 +68,5 @@ class KerasBackend:
         return self.engine.classes
 
     def run(self, faults: Sequence[Fault]) -> Iterator[Prediction]:
-        for f in faults:
-            if f.set not in self._names:
-                raise KeyError(f"fault {f.fault}: no parameter set {f.set!r} in this model")
+        check_fault_sets(faults, self._names)
         return self.engine.run(faults)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hsiseu.faults.backend import check_fault_sets
 from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.outcomes import Prediction
 from hsiseu.faults.paramsets import ParameterSet
@@ -63,7 +64,5 @@ class TFLiteBackend:
         return self.engine.classes
 
     def run(self, faults: Sequence[Fault]) -> Iterator[Prediction]:
-        for f in faults:
-            if f.set not in self._by_name:
-                raise KeyError(f"fault {f.fault}: no parameter set {f.set!r} in this model")
+        check_fault_sets(faults, self._by_name)
         return self.engine.run(faults)
