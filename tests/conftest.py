@@ -40,7 +40,7 @@ def tiny_config() -> dict:
         test_images=1,
         shards=2,
         checkpoint_faults=16,
-        batch_size=4,
+        memory_mb=1,
     )
     return cfg
 

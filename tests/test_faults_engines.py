@@ -1,7 +1,9 @@
-"""The float Keras backend: both engines give the same outcome for every fault; shards resume."""
+"""The float Keras backend: the fast engine gives the naive loop's outcome for every fault, on the
+study's U-Net and on other Keras models; shortcuts that do not reproduce the cache fall back."""
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,9 +13,10 @@ from hsiseu.training import configure_tensorflow
 configure_tensorflow(1, 0)
 
 from hsiseu.faults import campaign, faultlist  # noqa: E402
-from hsiseu.faults.engine_fast import FastEngine  # noqa: E402
-from hsiseu.faults.keras_backend import KerasBackend  # noqa: E402
-from hsiseu.faults.outcomes import outcome_of  # noqa: E402
+from hsiseu.faults.keras.backend import KerasBackend  # noqa: E402
+from hsiseu.faults.keras.fast import CompiledEngine, classes_op  # noqa: E402
+from hsiseu.faults.keras.graph import UnsupportedModel  # noqa: E402
+from hsiseu.faults.outcomes import classes_from_scores, outcome_of  # noqa: E402
 from hsiseu.model import build_unet  # noqa: E402
 
 BITS = [31, 30, 29, 27, 23, 22, 12, 0]
@@ -36,121 +39,167 @@ def tiny_model(af: str, seed: int = 0):
     return model
 
 
-def images(n: int = 3, seed: int = 1) -> np.ndarray:
-    return np.random.default_rng(seed).random((n, 16, 32, 3), dtype=np.float32)
+def residual_classifier(seed: int = 0):
+    """Not a U-Net: fused ReLU, a residual Add, depthwise and transposed convolutions, BatchNorm,
+    pooling, a skip Concatenate, Flatten and global pooling into a Dense classifier head."""
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((8, 8, 3), name="image")
+    a = L.Conv2D(6, 3, padding="same", activation="relu", name="conv_relu")(inp)
+    b = L.Conv2D(6, 3, padding="same", name="conv_lin")(a)
+    r = L.Activation("relu", name="res_act")(L.Add(name="residual")([a, b]))
+    d = L.DepthwiseConv2D(3, padding="same", name="depthwise")(r)
+    d = L.BatchNormalization(name="bn")(d)
+    p = L.MaxPooling2D(2, name="pool")(L.Activation("tanh", name="tanh")(d))
+    u = L.Conv2DTranspose(4, 2, strides=2, name="up")(p)
+    m = L.Conv2D(4, 1, name="mix")(L.Concatenate(name="skip")([u, a]))
+    flat = L.Dense(8, activation="relu", name="dense_flat")(L.Flatten(name="flatten")(m))
+    pooled = L.Dense(8, activation="relu", name="dense_gap")(L.GlobalAveragePooling2D(name="gap")(m))
+    out = L.Dense(4, activation="softmax", name="head")(L.Add(name="join")([flat, pooled]))
+    model = keras.Model(inp, out, name="residual_classifier")
+    bn = model.get_layer("bn")
+    rng = np.random.default_rng(seed)
+    bn.gamma.assign(rng.uniform(0.6, 1.6, 6).astype(np.float32))
+    bn.moving_variance.assign(rng.uniform(0.5, 2.0, 6).astype(np.float32))
+    return model
 
 
-def sample(backend, per_cell: int = 2, seed: int = 0):
-    frame = faultlist.generate(backend.parameter_sets(), sampling={"fixed_n": per_cell}, bits=BITS, seed=seed)
+def images(n: int = 3, seed: int = 1, shape=(16, 32, 3)) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
+
+
+def sample(backend, per_cell: int = 2, seed: int = 0, bits=BITS):
+    frame = faultlist.generate(backend.parameter_sets(), sampling={"fixed_n": per_cell}, bits=bits, seed=seed)
     return frame, faultlist.faults_of(frame)
 
 
-def outcomes(backend, faults, labelled):
+def outcomes(backend, faults, labelled=None):
     golden = backend.golden()
+    labelled = np.ones(golden.shape, bool) if labelled is None else labelled
     return [outcome_of(golden, p, labelled) for p in backend.run(faults)]
 
 
 @pytest.mark.parametrize("af", ["relu", "sigmoid", "hard_sigmoid"])
-def test_fast_engine_gives_the_reference_outcome_for_every_fault(af):
+def test_fast_engine_gives_the_naive_loops_outcome_for_every_fault(af):
     model, x = tiny_model(af), images()
     ref = KerasBackend(model, x, engine="reference", include_moving_stats=True)
-    fast = KerasBackend(model, x, engine="fast", batch_size=5, include_moving_stats=True)
+    fast = KerasBackend(model, x, engine="fast", memory_mb=0.5, include_moving_stats=True)
     assert np.array_equal(ref.golden(), fast.golden())
     kinds = {s.kind for s in ref.parameter_sets()}
     assert kinds == {"kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance"}
-    frame, faults = sample(ref)
-    labelled = np.ones(ref.golden().shape, bool)
-    a, b = outcomes(ref, faults, labelled), outcomes(fast, faults, labelled)
+    _, faults = sample(ref)
+    a, b = outcomes(ref, faults), outcomes(fast, faults)
     mismatched = [(f, x, y) for f, x, y in zip(faults, a, b) if x != y]
     assert not mismatched, mismatched[:3]
-    # the sample does exercise the hard cases
+    # the sample does exercise the hard cases, and every shortcut
     assert any(o["nonfinite"] for o in a), "no fault made the output NaN/inf"
     assert any(not o["changed"] for o in a) and any(o["error_rate"] > 50 for o in a)
-    assert fast.engine.stats["masked_in_faulty_layer"] > 0
+    stats = fast.engine.stats
+    assert stats["dropped_at_chain_end"] > 0 and stats["memo_hits"] > 0
+    assert stats["downstream_faults"] > stats["downstream_runs"] > 0  # batched
+    assert not any(k.startswith("reference_") for k in stats), dict(stats)
     # and the model is fault-free again afterwards
     assert np.array_equal(ref.golden(), KerasBackend(model, x, engine="reference").golden())
 
 
-def test_fast_engine_fallbacks_are_exact_when_shortcut_checks_fail():
-    """Were slicing or batching not bit-exact on some CPU, the engine computes whole tensors at
-    the fault-free shapes instead; force that path and compare with the reference."""
-    model, x = tiny_model("relu", seed=3), images(2)
-    ref = KerasBackend(model, x, engine="reference")
-    fast = KerasBackend(model, x, engine="fast", batch_size=4)
-    engine: FastEngine = fast.engine
-    refused = []
-    engine._holds = lambda key, compute, expected: refused.append(key[0]) or False
-    _, faults = sample(ref, per_cell=1, seed=5)
-    labelled = np.ones(ref.golden().shape, bool)
-    assert outcomes(ref, faults, labelled) == outcomes(fast, faults, labelled)
-    assert {"conv_slice", "bias_slice", "bn_slice", "channel", "batch"} <= set(refused)
+def test_fast_engine_runs_a_residual_classifier_exactly():
+    model, x = residual_classifier(), images(4, shape=(8, 8, 3))
+    ref = KerasBackend(model, x, engine="reference", include_moving_stats=True)
+    fast = KerasBackend(model, x, engine="fast", include_moving_stats=True)
+    assert ref.golden().shape == (4,)
+    layers = {s.layer for s in ref.parameter_sets()}
+    assert layers == {"conv_relu", "conv_lin", "depthwise", "bn", "up", "mix", "dense_flat", "dense_gap", "head"}
+    _, faults = sample(ref, per_cell=3, bits=[31, 30, 26, 22, 10, 0])
+    a, b = outcomes(ref, faults), outcomes(fast, faults)
+    assert a == b
+    assert any(o["changed"] for o in a) and any(not o["changed"] for o in a)
+    ends = {fast.engine.plan(s.name).end for s in ref.parameter_sets()}
+    assert "pool" in ends  # depthwise -> BN -> tanh -> pooling is one channel chain
+
+
+def test_layers_the_engines_cannot_run_are_refused_by_name():
+    L = keras.layers
+    inner = keras.Sequential([L.Dense(3)], name="inner_block")
+    inp = keras.Input((4,))
+    nested = keras.Model(inp, L.Dense(2)(inner(inp)))
+    with pytest.raises(UnsupportedModel, match="inner_block"):
+        KerasBackend(nested, np.zeros((1, 4), np.float32))
+    shared = L.Dense(4, name="shared_dense")
+    inp = keras.Input((4,))
+    twice = keras.Model(inp, shared(shared(inp)))
+    with pytest.raises(UnsupportedModel, match="shared_dense"):
+        KerasBackend(twice, np.zeros((1, 4), np.float32))
+
+
+def test_class_map_in_graph_follows_the_nan_rule_of_the_numpy_one():
+    nan, inf = np.nan, np.inf
+    scores = np.array([[1, 3, 3, 0], [nan, 9, 0, 0], [inf, inf, 0, 1], [-inf, -inf, -inf, -inf],
+                       [0, -0.0, 0, 0], [2, inf, nan, 1], [-1, -2, -0.5, -0.5]], np.float32)
+    got = keras.ops.convert_to_numpy(classes_op(keras.ops.convert_to_tensor(scores)))
+    assert got.dtype == np.uint8
+    assert got.tolist() == classes_from_scores(scores).tolist() == [1, 4, 0, 0, 0, 4, 2]
 
 
 def test_image_chunks_give_the_reference_outcomes_and_bound_the_cache():
     """Chunks of 2 of 3 images (uneven): the cache holds one chunk, outcomes are unchanged."""
     model, x = tiny_model("relu", seed=1), images(3)
     ref = KerasBackend(model, x, engine="reference")
-    fast = KerasBackend(model, x, engine="fast", batch_size=6, image_chunk=2)
-    engine: FastEngine = fast.engine
+    fast = KerasBackend(model, x, engine="fast", image_chunk=2)
+    engine: CompiledEngine = fast.engine
     assert engine.chunks == [(0, 2), (2, 3)]
     assert np.array_equal(ref.golden(), fast.golden())
     _, faults = sample(ref, per_cell=1, seed=2)
-    labelled = np.ones(ref.golden().shape, bool)
-    assert outcomes(ref, faults, labelled) == outcomes(fast, faults, labelled)
-    assert max(v.shape[0] for v in engine.cache.values()) <= 2
-    assert engine.stats["chunk_loads"] == 2  # one cache build per chunk and run call
+    assert outcomes(ref, faults) == outcomes(fast, faults)
+    assert max(int(v.shape[0]) for v in engine.cache.values()) <= 2
 
 
-def test_image_chunking_is_refused_exactly_when_chunk_results_differ(monkeypatch):
-    """Were a kernel's bits to depend on the batch size, the start-up check refuses chunking
-    and the engine works on the whole batch: still the reference outcomes."""
-    real = FastEngine._holds
-    monkeypatch.setattr(FastEngine, "_holds",
-                        lambda self, key, compute, expected: key[0] != "chunk" and real(self, key, compute, expected))
-    model, x = tiny_model("relu", seed=1), images(3)
+def test_shapes_that_do_not_reproduce_the_cache_fall_back_exactly(monkeypatch):
+    """Were a kernel's bits to depend on the batch size, the engine runs fewer faults per call
+    (one fault per call has the reference's shapes); a chain that does not reproduce the cache
+    sends its faults to the reference loop. Outcomes stay the reference's either way."""
+    model, x = tiny_model("sigmoid", seed=3), images(2)
     ref = KerasBackend(model, x, engine="reference")
-    fast = KerasBackend(model, x, engine="fast", batch_size=6, image_chunk=1)
-    assert fast.engine.chunks == [(0, 3)]
-    _, faults = sample(ref, per_cell=1, seed=4)
-    labelled = np.ones(ref.golden().shape, bool)
-    assert outcomes(ref, faults, labelled) == outcomes(fast, faults, labelled)
+    _, faults = sample(ref, per_cell=1, seed=5)
+    want = outcomes(ref, faults)
+    real = CompiledEngine._down_trusted
+    monkeypatch.setattr(CompiledEngine, "_down_trusted", lambda self, plan, k: k == 1 and real(self, plan, k))
+    fast = KerasBackend(model, x, engine="fast")
+    assert outcomes(fast, faults) == want
+    assert fast.engine.stats["downstream_batch_halved"] > 0
+    assert fast.engine.stats["downstream_faults"] == fast.engine.stats["downstream_runs"]
+    real_chain = CompiledEngine._chain_fn
+
+    def off_by_one(self, plan):
+        fn, rest = real_chain(self, plan)
+        return (lambda weights, rest_values, x_in: fn(weights, rest_values, x_in) + 1.0), rest
+
+    monkeypatch.setattr(CompiledEngine, "_chain_fn", off_by_one)
+    fast = KerasBackend(model, x, engine="fast")
+    assert outcomes(fast, faults) == want
+    assert fast.engine.stats["reference_untrusted_chain"] == len(faults)
 
 
-def test_faults_that_turn_a_tensor_to_nan_share_one_downstream_run():
-    """Exponent-MSB flips of values in (1, 2) make NaN; once a fault's live tensors are all
-    bitwise equal to another's, its downstream is reused -- and outcomes stay the reference's."""
+def test_memory_budget_sizes_the_batch():
+    model, x = tiny_model("relu"), images(2)
+    small = KerasBackend(model, x, engine="fast", memory_mb=0.25).engine
+    large = KerasBackend(model, x, engine="fast", memory_mb=64).engine
+    plan = small.plan("cnv_1/kernel")
+    assert 1 <= small.batch_size(plan) < large.batch_size(plan) <= large.max_batch
+
+
+def test_equal_faulty_channels_share_one_downstream_run():
+    """Exponent-MSB flips of values in (1, 2) make NaN: equal faulty channels run downstream
+    once, and a second pass is answered from the memo alone."""
     model, x = tiny_model("relu"), images()
     ref = KerasBackend(model, x, engine="reference")
-    fast = KerasBackend(model, x, engine="fast", batch_size=8)
-    frame = faultlist.generate(ref.parameter_sets(), sampling={"fixed_n": 4}, bits=[30], seed=0)
-    faults = faultlist.faults_of(frame)
-    labelled = np.ones(ref.golden().shape, bool)
-    a = outcomes(ref, faults, labelled)
-    assert a == outcomes(fast, faults, labelled)
-    assert fast.engine.stats["nan_memo_hits"] > 0
-    assert sum(o["nonfinite"] for o in a) > fast.engine.stats["nan_memo_hits"]
-    # a second pass is answered from the memo without running the downstream again
-    runs = fast.engine.stats["full_node_runs"]
-    assert a == outcomes(fast, faults, labelled)
-    assert fast.engine.stats["full_node_runs"] == runs
-
-
-def test_memo_stays_within_its_byte_bound():
-    model, x = tiny_model("sigmoid"), images(2)
-    fast = KerasBackend(model, x, engine="fast", batch_size=4)
-    engine: FastEngine = fast.engine
-    engine.memo_bytes = 3 * x.shape[0] * x.shape[1] * x.shape[2]  # three class maps
-    _, faults = sample(fast, per_cell=1, seed=6)
-    list(fast.run(faults))
-    assert 0 < engine._memo_nbytes <= engine.memo_bytes
-    assert sum(p.classes.nbytes for p in engine._memo.values() if p.classes is not None) == engine._memo_nbytes
-
-
-def test_executor_matches_keras_predictions():
-    model, x = tiny_model("sigmoid"), images()
-    backend = KerasBackend(model, x, engine="reference")
-    keras_out = np.asarray(model(x, training=False))
-    np.testing.assert_allclose(backend.engine.scores, keras_out, rtol=1e-4, atol=1e-6)
+    fast = KerasBackend(model, x, engine="fast")
+    _, faults = sample(ref, per_cell=4, bits=[30])
+    a = outcomes(ref, faults)
+    assert a == outcomes(fast, faults)
+    assert fast.engine.stats["memo_hits"] > 0 and sum(o["nonfinite"] for o in a) > 0
+    runs = fast.engine.stats["downstream_runs"]
+    assert a == outcomes(fast, faults)
+    assert fast.engine.stats["downstream_runs"] == runs
 
 
 class Interrupted(Exception):
@@ -178,7 +227,7 @@ def test_killed_shard_resumes_without_losing_or_repeating_a_fault(tmp_path):
     model, x = tiny_model("hard_sigmoid"), images(2)
     labels = np.zeros((2, 16, 32), np.uint8)
     labels[:, :4] = 255
-    backend = KerasBackend(model, x, engine="fast", batch_size=4)
+    backend = KerasBackend(model, x, engine="fast")
     faults_csv = tmp_path / "faults.csv"
     campaign.write_fault_list(backend, sampling={"fixed_n": 1}, bits=[31, 30, 22], seed=0,
                               out_faults=faults_csv, out_sets=tmp_path / "sets.csv")

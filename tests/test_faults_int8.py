@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 
 from hsiseu.faults import campaign, faultlist
-from hsiseu.faults.backend import open_backend
-from hsiseu.faults.tflite_backend import ENGINES, TFLiteBackend
-from hsiseu.faults.tflite_exec import full_run, quantized_images
-from hsiseu.faults.tflite_fast import CACHED_AT_PREPARE
-from hsiseu.faults.tflite_reference import flipped_model
-from hsiseu.faults.tflite_sets import int8_parameter_sets, other_constants, tensor_values
-from hsiseu.faults.tflite_submodel import submodel
+from hsiseu.faults.litert.backend import ENGINES, TFLiteBackend
+from hsiseu.faults.litert.execution import full_run, quantized_images
+from hsiseu.faults.litert.fast import CACHED_AT_PREPARE
+from hsiseu.faults.litert.reference import flipped_model
+from hsiseu.faults.litert.sets import int8_parameter_sets, other_constants, tensor_values
+from hsiseu.faults.litert.submodel import submodel
+from hsiseu.faults.registry import open_backend
 from hsiseu.model import build_unet
 from hsiseu.quantization.convert import quantize_int8
 from hsiseu.quantization.graph import operators
@@ -105,7 +105,7 @@ def test_in_place_flips_of_transpose_conv_weights_do_not_reach_the_kernel_so_the
     interp = make_interpreter(content)
     xq = quantized_images(interp, X[:1])
     golden = full_run(interp, xq)
-    from hsiseu.faults.tflite_exec import flip_in_place
+    from hsiseu.faults.litert.execution import flip_in_place
 
     for s in int8_parameter_sets(content):
         index = int(np.argmax(np.abs(tensor_values(content, s.tensor).astype(np.int64))))
@@ -166,7 +166,7 @@ def test_int8_campaign_runs_through_the_shared_list_shard_and_merge_code(models,
     _, content = models["relu"]
     path = tmp_path / "model.tflite"
     path.write_bytes(content)
-    backend = open_backend("quantized", path, X, {"engine": "fast", "batch_size": 4})
+    backend = open_backend("quantized", path, X, {"engine": "fast"})
     assert isinstance(backend, TFLiteBackend)
     sampling = {"error_margin": 0.5, "confidence": 0.95, "p": 0.5, "fixed_n": 1}
     campaign.write_fault_list(backend, sampling=sampling, bits=None, seed=1,
@@ -199,7 +199,7 @@ def test_int8_campaign_runs_through_the_shared_list_shard_and_merge_code(models,
 
 
 def test_benchmark_checks_engines_agree_before_reporting_rates(models, tmp_path):
-    from hsiseu.faults.tflite_benchmark import benchmark
+    from hsiseu.faults.litert.benchmark import benchmark
 
     result = benchmark(models["sigmoid"][1], X[:1], per_cell=1, engines=("reference", "fast"))
     assert set(result["faults_per_cpu_s"]) == {"reference", "fast"}

@@ -26,7 +26,7 @@ from typing import Iterator
 import keras
 import numpy as np
 
-__all__ = ["AFS", "Complexity", "build_unet", "complexity", "predict_classes"]
+__all__ = ["AFS", "Complexity", "build_unet", "complexity", "conv_flops", "predict_classes"]
 
 AFS: tuple[str, ...] = ("relu", "sigmoid", "hard_sigmoid")
 
@@ -225,21 +225,24 @@ def complexity(model: keras.Model) -> Complexity:
     element-wise ops: ~19 M activations x a few ops each). Works for any filter counts, hence on
     pruned models rebuilt with ``Model.from_config``.
     """
-    macs = 0
-    for layer in _iter_layers(model):
-        if isinstance(layer, keras.layers.Conv2DTranspose):
-            kh, kw = layer.kernel_size
-            h_in, w_in, c_in = _spatial_and_channels(_single_shape(layer.input), layer.data_format)
-            macs += h_in * w_in * kh * kw * c_in * int(layer.filters)
-        elif isinstance(layer, keras.layers.Conv2D):
-            kh, kw = layer.kernel_size
-            _, _, c_in = _spatial_and_channels(_single_shape(layer.input), layer.data_format)
-            h_out, w_out, c_out = _spatial_and_channels(
-                _single_shape(layer.output), layer.data_format
-            )
-            groups = int(getattr(layer, "groups", 1) or 1)
-            macs += h_out * w_out * kh * kw * (c_in // groups) * c_out
-    return Complexity(params=int(model.count_params()), flops=2 * macs)
+    return Complexity(params=int(model.count_params()),
+                      flops=sum(conv_flops(layer) for layer in _iter_layers(model)))
+
+
+def conv_flops(layer: keras.layers.Layer) -> int:
+    """2 x the multiply-accumulates of one Conv2D / Conv2DTranspose layer (0 for any other
+    layer): the one formula behind :func:`complexity` and the fault benchmark's FLOP shares."""
+    if isinstance(layer, keras.layers.Conv2DTranspose):
+        kh, kw = layer.kernel_size
+        h_in, w_in, c_in = _spatial_and_channels(_single_shape(layer.input), layer.data_format)
+        return 2 * h_in * w_in * kh * kw * c_in * int(layer.filters)
+    if isinstance(layer, keras.layers.Conv2D):
+        kh, kw = layer.kernel_size
+        _, _, c_in = _spatial_and_channels(_single_shape(layer.input), layer.data_format)
+        h_out, w_out, c_out = _spatial_and_channels(_single_shape(layer.output), layer.data_format)
+        groups = int(getattr(layer, "groups", 1) or 1)
+        return 2 * h_out * w_out * kh * kw * (c_in // groups) * c_out
+    return 0
 
 
 def predict_classes(model: keras.Model, x: np.ndarray, batch_size: int = 8) -> np.ndarray:

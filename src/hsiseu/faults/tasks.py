@@ -15,7 +15,8 @@ import numpy as np
 
 from hsiseu import settings
 from hsiseu.faults import campaign
-from hsiseu.faults.backend import Backend, open_backend
+from hsiseu.faults.backend import Backend
+from hsiseu.faults.registry import open_backend
 
 log = logging.getLogger(__name__)
 

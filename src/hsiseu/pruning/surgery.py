@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import keras
 import numpy as np
 
-from hsiseu.model import Complexity
+from hsiseu.model import Complexity, conv_flops
 from hsiseu.pruning.groups import Group
 
 __all__ = [
@@ -192,14 +192,7 @@ def layer_flops(model: keras.Model) -> dict[str, int]:
     out: dict[str, int] = {}
     for layer in model.layers:
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
-            kh, kw = layer.kernel_size
-            c_in = _input_channels(layer)
-            c_out = int(layer.filters)
-            if isinstance(layer, keras.layers.Conv2DTranspose):
-                h, w = (int(d) for d in layer.input.shape[1:3])
-            else:
-                h, w = (int(d) for d in layer.output.shape[1:3])
-            out[layer.name] = 2 * h * w * kh * kw * c_in * c_out
+            out[layer.name] = conv_flops(layer)
     return out
 
 

@@ -1,11 +1,11 @@
 """Time the int8 engines on the same faults: ``hsiseu faults-int8-benchmark`` (or
-``python -m hsiseu.faults.tflite_benchmark``).
+``python -m hsiseu.faults.litert.benchmark``).
 
 Every engine runs the same seeded fault sample (``--per-cell`` faults per parameter set x bit)
 on the same images; their class maps are compared fault by fault before any rate is reported,
 so a fast engine that got faster by being wrong fails here. ``reference`` rebuilds the
 interpreter from flipped bytes per fault; ``inplace`` flips in the live interpreter and starts at
-the faulty operator; ``fast`` adds fault dropping and the memo (see ``tflite_fast``).
+the faulty operator; ``fast`` adds fault dropping and the memo (see ``litert.fast``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from hsiseu.faults import faultlist
-from hsiseu.faults.tflite_backend import ENGINES, TFLiteBackend
+from hsiseu.faults.litert.backend import ENGINES, TFLiteBackend
 
 __all__ = ["benchmark", "main"]
 

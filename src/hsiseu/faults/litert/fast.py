@@ -7,7 +7,7 @@ The fault reaches LiteRT's own kernels; nothing is re-implemented. What is saved
    transposes its constant weights once at prepare, so a flip of those weights rebuilds the
    interpreter of that one operator from flipped bytes instead (:data:`CACHED_AT_PREPARE`).
 2. **Delayed start.** The fault-free activations of every tensor are cached once. A fault in a
-   weight or bias of operator j runs a model made of operator j alone (:mod:`tflite_submodel`)
+   weight or bias of operator j runs a model made of operator j alone (:mod:`.submodel`)
    on the cached inputs, all test images as one batch.
 3. **Fault dropping.** When operator j's faulty output equals the fault-free one (int8
    saturation and rounding hide the flip), the fault changes nothing: done.
@@ -23,23 +23,24 @@ Sets read by several operators (e.g. hard sigmoid's shared MUL constant, when in
 ``inplace`` mode use a model of operators first-consumer.. instead (steps 1 and 2 only). Integer
 kernels are exact and process batch elements independently, which is why slices (with all test
 images as one batch) give the whole model's bits; the tests check it against
-:class:`~.tflite_reference.ReferenceEngine`.
+:class:`~.reference.ReferenceEngine`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from hsiseu.faults.faultlist import Fault
+from hsiseu.faults.litert.execution import activation_cache, flip_in_place, quantized_images, set_inputs
+from hsiseu.faults.litert.reference import flipped_model
+from hsiseu.faults.litert.sets import TensorSet
+from hsiseu.faults.litert.submodel import Slice, constant_tensors, submodel
 from hsiseu.faults.outcomes import Prediction, classes_from_scores
-from hsiseu.faults.tflite_exec import activation_cache, flip_in_place, quantized_images, set_inputs
-from hsiseu.faults.tflite_reference import flipped_model
-from hsiseu.faults.tflite_sets import TensorSet
-from hsiseu.faults.tflite_submodel import Slice, constant_tensors, submodel
+from hsiseu.faults.shared import UNCHANGED, Memo, check_fault_sets, prediction_from_scores
 from hsiseu.quantization.graph import operators
 from hsiseu.quantization.interpreter import make_interpreter
 
@@ -49,23 +50,6 @@ MODES = ("fast", "inplace")
 #: (operator, input position) whose constant a builtin kernel copies at prepare time, so that an
 #: in-place edit never reaches it.
 CACHED_AT_PREPARE = frozenset({("TRANSPOSE_CONV", 1)})
-_UNCHANGED = Prediction(None, False)
-
-
-class _Lru(OrderedDict):
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def get_or(self, key, make):
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
-        value = make()
-        self[key] = value
-        while len(self) > self.size:
-            self.popitem(last=False)
-        return value
 
 
 class _Part:
@@ -95,9 +79,9 @@ class FastEngine:
         self.scores = self.cache[-1]
         self.classes = classes_from_scores(self.scores)
         self._heads: dict[int, _Part] = {}
-        self._tails: _Lru = _Lru(2)
-        self._spans: _Lru = _Lru(2)
-        self._memo: _Lru = _Lru(memo_size)
+        self._tails: Memo[_Part] = Memo(2)
+        self._spans: Memo[_Part] = Memo(2)
+        self._memo: Memo[Prediction] = Memo(memo_size)
         self.stats: Counter[str] = Counter()
 
     # --------------------------------------------------------------- slices
@@ -144,33 +128,33 @@ class FastEngine:
     def _downstream(self, j: int, faulty: dict[int, np.ndarray]) -> Prediction:
         """The prediction for a faulty output of operator j."""
         if j == len(self.ops) - 1:  # the faulty operator produced the model output
-            return Prediction(classes_from_scores(next(iter(faulty.values()))), False)
+            return prediction_from_scores(next(iter(faulty.values())))
         tail = self._tail(j)
         set_inputs(tail.interp, {t: v for t, v in faulty.items() if t in tail.io.inputs})
         tail.interp.invoke()
         self.stats["tail_runs"] += 1
-        return Prediction(classes_from_scores(tail.interp.get_tensor(tail.io.outputs[0])), False)
+        return prediction_from_scores(tail.interp.get_tensor(tail.io.outputs[0]))
 
     def _one(self, fault: Fault) -> Prediction:
-        s = self.sets.get(fault.set)
-        if s is None:
-            raise KeyError(f"fault {fault.fault}: no parameter set {fault.set!r} in this model")
+        check_fault_sets((fault,), self.sets)
+        s = self.sets[fault.set]
         if self.mode == "inplace" or len(s.consumers) != 1:
             part = self._span(s.consumers[0])
             out = self._invoke_faulty(part, s, fault)
             self.stats["span_runs"] += 1
-            return Prediction(classes_from_scores(out[part.io.outputs[0]]), False)
+            return prediction_from_scores(out[part.io.outputs[0]])
         j = s.consumers[0]
         out = self._invoke_faulty(self._head(j), s, fault)
         if all(np.array_equal(v, self.cache[t]) for t, v in out.items()):
             self.stats["dropped"] += 1
-            return _UNCHANGED
+            return UNCHANGED
         key = (j, *(hashlib.sha1(v.tobytes()).hexdigest() for v in out.values()))
-        if key in self._memo:
+        hit = self._memo.get(key)
+        if hit is not None:
             self.stats["memo_hits"] += 1
-            return self._memo.get_or(key, lambda: None)
+            return hit
         pred = self._downstream(j, out)
-        self._memo.get_or(key, lambda: pred)
+        self._memo.put(key, pred)
         return pred
 
     def run(self, faults: Sequence[Fault]) -> Iterator[Prediction]:

@@ -15,9 +15,10 @@ import numpy as np
 
 from hsiseu.faults.bitflip import flip_bits
 from hsiseu.faults.faultlist import Fault
+from hsiseu.faults.litert.execution import full_run, quantized_images
+from hsiseu.faults.litert.sets import TensorSet
 from hsiseu.faults.outcomes import Prediction, classes_from_scores
-from hsiseu.faults.tflite_exec import full_run, quantized_images
-from hsiseu.faults.tflite_sets import TensorSet
+from hsiseu.faults.shared import prediction_from_scores
 from hsiseu.quantization.graph import tensor_data
 from hsiseu.quantization.interpreter import make_interpreter
 
@@ -45,4 +46,4 @@ class ReferenceEngine:
         for fault in faults:
             model = flipped_model(self.content, self.tensor_of[fault.set], fault.index, fault.bit)
             out = full_run(make_interpreter(model), self.xq)
-            yield Prediction(classes_from_scores(out), False)
+            yield prediction_from_scores(out)

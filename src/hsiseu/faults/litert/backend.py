@@ -1,11 +1,11 @@
 """The int8 LiteRT backend: parameter sets of a ``.tflite`` model and its engines.
 
 Parameter sets are the int8 weights and int32 biases of the weight operators
-(:mod:`~hsiseu.faults.tflite_sets`; 56 for the paper's U-Net), plus the other constants with
+(:mod:`~hsiseu.faults.litert.sets`; 56 for the paper's U-Net), plus the other constants with
 ``include_other_constants``. Engines: ``fast`` (in-place flips, delayed start, fault dropping,
 batching), ``inplace`` (in-place flips and delayed start only) and ``reference`` (flipped bytes,
 new interpreter per fault); all three give identical outcomes. The config's ``faults.batch_size``
-does not apply: the int8 engines do not batch faults (see ``tflite_fast``).
+does not apply: the int8 engines do not batch faults (see ``litert.fast``).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from hsiseu.faults.backend import check_fault_sets
 from hsiseu.faults.faultlist import Fault
+from hsiseu.faults.litert.fast import FastEngine
+from hsiseu.faults.litert.reference import ReferenceEngine
+from hsiseu.faults.litert.sets import int8_parameter_sets, tensor_values
 from hsiseu.faults.outcomes import Prediction
 from hsiseu.faults.paramsets import ParameterSet
-from hsiseu.faults.tflite_fast import FastEngine
-from hsiseu.faults.tflite_reference import ReferenceEngine
-from hsiseu.faults.tflite_sets import int8_parameter_sets, tensor_values
+from hsiseu.faults.shared import check_fault_sets
 
 __all__ = ["TFLiteBackend", "ENGINES"]
 

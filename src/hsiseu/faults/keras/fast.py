@@ -1,0 +1,491 @@
+"""The fast engine: the reference loop's outcomes, fault for fault, from compiled graphs that
+recompute only what a fault can change.
+
+For the faults of a layer L, in batches:
+
+1. **The faulty layer, many faults per call.** With a channel rule (convolutions, dense layers,
+   BatchNorm, depthwise convolutions: :class:`~hsiseu.faults.keras.graph.ChannelRule`), output
+   channel c of L depends on the weights' slice c only, so faults in *distinct* channels are put
+   into one copy of the weights, each flip in its own channel, and one call of L itself, at the
+   fault-free shapes, gives each its faulty channel. A layer without a rule is called once per
+   fault, its faulty weight substituted. Weights are substituted through Keras's
+   ``StatelessScope``; the model's variables are never written.
+2. **The channel chain.** The pass-through layers after L (BatchNorm, activations, pooling:
+   output channel c from input channel c) run on that same tensor, so every kernel of the chain
+   sees the fault-free shapes; at the chain's end E only the faulty channels come back to the
+   host.
+3. **Dropping and memo.** A faulty channel bitwise equal to the fault-free one at E changes
+   nothing: the fault is answered :data:`~hsiseu.faults.shared.UNCHANGED`. A faulty channel equal
+   to one already run (same E, channel and bits: NaN everywhere, a saturated sigmoid, a flip
+   rounded away) shares its answer. One host transfer per batch decides both; no sync per op.
+   (A layer without a channel rule changes its whole output: that is compared and keyed whole.)
+4. **Delayed start, batched.** The survivors' channels are written over the cached fault-free
+   output of E, faults x images on the batch axis, and a Keras sub-model from E (plus the cached
+   skip tensors it still reads, tiled) to the model output runs them in one compiled call, which
+   also takes the class map with the NaN rule. Chains compile once per layer, sub-models once
+   per chain end and batch size.
+5. **Batch from a memory budget.** The batch size of E is the largest number of faults whose
+   downstream activations fit in ``memory_mb`` (at most ``max_batch``); a partial last batch is
+   padded so that each E compiles once.
+
+Exactness is the reference loop's, checked rather than assumed: the cache must reproduce the
+reference's fault-free scores bit for bit, and every compiled function is run once on
+fault-free values and must reproduce the cache before it is trusted (a chain once per layer and weight, a downstream once per end and batch size). One
+that fails, a layer without a channel rule and a cache that differs fall back
+to the reference loop for the faults concerned; ``stats`` counts them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from hsiseu.faults.bitflip import flip_bit
+from hsiseu.faults.faultlist import Fault
+from hsiseu.faults.keras import compiled
+from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
+from hsiseu.faults.keras.reference import NaiveLoop
+from hsiseu.faults.outcomes import Prediction
+from hsiseu.faults.shared import UNCHANGED, Memo
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CompiledEngine", "classes_op"]
+
+
+def classes_op(scores: Any) -> Any:
+    """``outcomes.classes_from_scores`` in ``keras.ops`` (arg-max, ties to the lowest class,
+    +inf wins, a pixel with a NaN gets class ``n_classes``), so the class map is taken where
+    the scores are."""
+    ops = keras.ops
+    n = int(scores.shape[-1])
+    nan = ops.isnan(scores)
+    safe = ops.where(nan, float("-inf"), scores)
+    top = ops.max(safe, axis=-1, keepdims=True)
+    first = ops.min(ops.where(ops.equal(safe, top), ops.arange(n, dtype="int32"), n), axis=-1)
+    return ops.cast(ops.where(ops.any(nan, axis=-1), n, first), "uint8")
+
+
+@dataclass
+class _Plan:
+    """How the faults of one layer are run."""
+
+    layer: str
+    rule: ChannelRule | None  # None: the layer's whole output changes
+    chain: list[str]  # the layer, then the pass-through layers up to the chain end
+    input: str
+
+    @property
+    def end(self) -> str:
+        return self.chain[-1]
+
+
+@dataclass
+class _Waiting:
+    """A faulty state at a chain end (one channel, or the whole tensor), waiting for a batch."""
+
+    c: int
+    state: np.ndarray
+    members: list[int] = field(default_factory=list)
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per fault (first axis), whether every value is bitwise equal (-0.0 != 0.0, NaN payloads)."""
+    ua = a.view(np.uint32) if a.dtype.itemsize == 4 else a
+    ub = b.view(np.uint32) if b.dtype.itemsize == 4 else b
+    return (ua == ub).reshape(a.shape[0], -1).all(axis=1)
+
+
+def _scatter(gold: Any, cols: Any, c: Any, k: int) -> Any:
+    """(K * N, ..., C): the fault-free tensor with fault j's channel c[j] replaced by cols[j]."""
+    ops = keras.ops
+    channels = int(gold.shape[-1])
+    mask = ops.reshape(ops.one_hot(c, channels, dtype="bool"), (k,) + (1,) * (len(gold.shape) - 1) + (channels,))
+    y = ops.where(mask, ops.expand_dims(cols, -1), ops.expand_dims(gold, 0))
+    return ops.reshape(y, (k * int(gold.shape[0]),) + tuple(gold.shape[1:]))
+
+
+class CompiledEngine:
+    def __init__(self, model: keras.Model, x: np.ndarray, variables: Mapping[str, keras.Variable], *,
+                 reference: NaiveLoop, memory_mb: float = 64, max_batch: int = 64, memo_size: int = 4096,
+                 memo_mb: float = 256) -> None:
+        if memory_mb <= 0 or max_batch < 1:
+            raise ValueError(f"memory_mb must be > 0 and max_batch >= 1, got {memory_mb!r}, {max_batch!r}")
+        self.graph = LayerGraph(model)
+        self.model = model
+        self.reference = reference
+        self.variables = dict(variables)
+        self.layer_of = {name: layer.name for name, layer, _ in self.graph.weights()}
+        self.model_vars = list(model.variables)
+        self._var_index = {id(v): i for i, v in enumerate(self.model_vars)}
+        self.stored = [np.array(v.numpy(), copy=True) for v in self.model_vars]
+        self.values = [compiled.to_device(a) for a in self.stored]
+        self.memory_bytes, self.max_batch = float(memory_mb) * 2**20, int(max_batch)
+        self.n = len(x)
+        self.stats: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()  # chain and downstream time per faulty layer / end
+        self._memo: Memo[Prediction] = Memo(memo_size, int(memo_mb * 2**20),
+                                            lambda p: 0 if p.classes is None else p.classes.nbytes)
+        names = self.graph.computed()
+        every = keras.Model(model.inputs, [self.graph.nodes[n].layer.output for n in names])
+        self._every = compiled.compile_fn(self._under_weights(every))
+        self._names = names
+        self.x = np.ascontiguousarray(x, dtype=np.float32)
+        self.chunks = reference.chunks
+        self.classes = reference.classes
+        self._chunk: int | None = None
+        self._exact: dict[int, bool] = {}
+        self.cache: dict[str, Any] = {}
+        self._host: dict[str, np.ndarray] = {}
+        self._load(0)
+        self._plans: dict[str, _Plan | None] = {}
+        self._chains: dict[str, tuple[Any, list]] = {}
+        self._downs: dict[tuple[str, bool, int], Any] = {}
+        self._trusted: dict[tuple, bool] = {}
+        self._batch: dict[str, int] = {}
+
+    # ------------------------------------------------------------ helpers
+
+    def _under_weights(self, fn):
+        variables = self.model_vars
+
+        def run(values, *args):
+            with compiled.stateless(variables, values):
+                return fn(*args, training=False)
+
+        return run
+
+    def _load(self, i: int) -> None:
+        """Cache the fault-free activations of image chunk ``i`` (one compiled call), and check
+        that they reproduce the reference loop's scores for those images bit for bit."""
+        if self._chunk == i:
+            return
+        a, b = self.chunks[i]
+        x_dev = compiled.to_device(self.x[a:b])
+        self.cache = dict(zip(self._names, self._every(self.values, x_dev)))
+        self.cache[self.graph.input] = x_dev
+        self._host = {}
+        self._chunk, self.n = i, b - a
+        if i not in self._exact:
+            want = np.asarray(self.reference.scores[a:b], np.float32)
+            self._exact[i] = bool(np.array_equal(self.host(self.graph.output).view(np.uint32), want.view(np.uint32)))
+            if not self._exact[i]:
+                log.warning("cached fault-free scores of images %d..%d differ from the reference loop's: "
+                            "their faults run through the reference loop", a, b - 1)
+
+    @property
+    def exact_cache(self) -> bool:
+        return all(self._exact.get(i, True) for i in range(len(self.chunks)))
+
+    def host(self, name: str) -> np.ndarray:
+        if name not in self._host:
+            self._host[name] = compiled.to_host(self.cache[name])
+        return self._host[name]
+
+    def batch_size(self, plan: _Plan) -> int:
+        """Faults per downstream call for a plan: as many as fit in the memory budget, each
+        needing the peak of what is alive at once downstream of its chain end (a tensor lives
+        from the layer that makes it to the last layer that reads it; the tiled skip tensors
+        from the start)."""
+        if plan.layer not in self._batch:
+            g = self.graph
+            order = [plan.end, *g.descendants(plan.end)]
+            last = {n: max((g.position[c] for c in g.nodes[n].consumers), default=g.position[n])
+                    for n in order + g.frontier(plan.end)}
+            size = {n: 4 * math.prod(self.cache[n].shape) for n in last}
+            live = {n for n in g.frontier(plan.end)}
+            peak = 0
+            for n in order:
+                live.add(n)
+                peak = max(peak, sum(size[m] for m in live))
+                live = {m for m in live if last[m] > g.position[n]}
+            self._batch[plan.layer] = int(max(1, min(self.max_batch, self.memory_bytes // max(peak, 1))))
+        return self._batch[plan.layer]
+
+    def plan(self, set_name: str) -> _Plan | None:
+        """How a set's faults run; None when its layer takes the reference loop."""
+        layer_name = self.layer_of[set_name]
+        if layer_name not in self._plans:
+            node = self.graph.nodes[layer_name]
+            rule = channel_rule(node.layer)
+            if rule is not None and not {v.name for v in node.layer.weights} <= set(rule.axes):
+                rule = None
+            if len(node.inputs) != 1:
+                self._plans[layer_name] = None
+            else:
+                chain = self.graph.channel_chain(layer_name) if rule is not None else [layer_name]
+                self._plans[layer_name] = _Plan(layer_name, rule, chain, node.inputs[0])
+        return self._plans[layer_name]
+
+    def _faulty_weights(self, plan: _Plan, faults: Sequence[Fault]) -> list[Any]:
+        """The faulty layer's weights, in its own order, with every fault of ``faults`` flipped
+        (in distinct channels: they never meet)."""
+        layer = self.graph.nodes[plan.layer].layer
+        arrays = {v.name: self.stored[self._var_index[id(v)]] for v in layer.weights}
+        copied: dict[str, np.ndarray] = {}
+        for fault in faults:
+            wname = fault.set.split("/", 1)[1]
+            if wname not in copied:
+                copied[wname] = arrays[wname].copy()
+            flat = copied[wname].reshape(-1)
+            flat[fault.index] = flip_bit(flat[fault.index], fault.bit, flat.dtype)
+        return [compiled.to_device(copied.get(v.name, arrays[v.name])) for v in layer.weights]
+
+    def _chain_fn(self, plan: _Plan):
+        """Compiled: the faulty layer with substituted weights, then the pass-through layers,
+        on the fault-free input: the chain end's output (N, ...)."""
+        if plan.layer not in self._chains:
+            g = self.graph
+            steps = [g.nodes[n].layer for n in plan.chain]
+            own = list(steps[0].weights)
+            rest = [v for step in steps[1:] for v in step.weights]
+
+            def chain(weights, rest_values, x_in):
+                with compiled.stateless(own + rest, list(weights) + list(rest_values)):
+                    y = x_in
+                    for step in steps:
+                        y = step(y, training=False)
+                return y
+
+            rest_values = [self.values[self._var_index[id(v)]] for v in rest]
+            self._chains[plan.layer] = (compiled.compile_fn(chain), rest_values)
+        return self._chains[plan.layer]
+
+    def _down_fn(self, end: str, channel: bool, k: int):
+        """Compiled: from K faulty states at ``end`` to class maps (K, N, ...), non-finite flags
+        (K,) and the scores."""
+        key = (end, channel, k, self.n)
+        if key not in self._downs:
+            g = self.graph
+            skips = g.frontier(end)
+            if end == g.output:
+                tail, variables = None, []
+            else:
+                ins = [g.nodes[end].layer.output] + [g.nodes[s].layer.output for s in skips]
+                tail = keras.Model(ins, self.model.outputs)
+                variables = list(tail.variables)
+            n = self.n
+
+            def downstream(values, states, c, gold, skip_values):
+                ops = keras.ops
+                if channel:
+                    y = _scatter(gold, states, c, k)
+                else:
+                    y = ops.reshape(states, (k * n,) + tuple(gold.shape[1:]))
+                if tail is None:
+                    scores = y
+                else:
+                    tiled = [ops.tile(s, (k,) + (1,) * (len(s.shape) - 1)) for s in skip_values]
+                    with compiled.stateless(variables, values):
+                        scores = tail([y, *tiled], training=False)
+                nonfinite = ops.logical_not(ops.all(ops.isfinite(ops.reshape(scores, (k, -1))), axis=1))
+                classes = ops.reshape(classes_op(scores), (k, n) + tuple(scores.shape[1:-1]))
+                return classes, nonfinite, scores
+
+            values = [self.values[self._var_index[id(v)]] for v in variables]
+            self._downs[key] = (compiled.compile_fn(downstream), skips, values)
+        return self._downs[key]
+
+    # ------------------------------------------------------------ trust
+
+    def _gold_state(self, plan: _Plan, c: np.ndarray) -> np.ndarray:
+        """Fault-free states at the chain end for channels ``c``: (K, N, ...)."""
+        gold = self.host(plan.end)
+        if plan.rule is not None:
+            return np.moveaxis(np.take(gold, c, axis=-1), -1, 0)
+        return np.repeat(gold[None], len(c), axis=0)
+
+    def _chain(self, plan: _Plan, faults: Sequence[Fault]) -> np.ndarray | None:
+        """The chain end's output with ``faults`` in place (N, ...), or None when the chain does
+        not reproduce the cache fault-free."""
+        fn, rest_values = self._chain_fn(plan)
+        x_in = self.cache[plan.input]
+        key = ("chain", plan.layer, self.n)
+        if key not in self._trusted:
+            fault_free = compiled.to_host(fn(self._faulty_weights(plan, []), rest_values, x_in))
+            self._trusted[key] = bool(_same_bits(fault_free[None], self.host(plan.end)[None])[0])
+            if not self._trusted[key]:
+                log.info("chain of %s does not reproduce the cache: reference loop", plan.layer)
+        if not self._trusted[key]:
+            return None
+        return compiled.to_host(fn(self._faulty_weights(plan, faults), rest_values, x_in))
+
+    def down_batch(self, plan: _Plan) -> int:
+        """Faults per downstream call from ``plan``'s chain end on the loaded chunk: the budget's
+        batch size if that shape reproduces the cache fault-free, else the largest smaller one
+        that does (halving; one fault per call is the reference's own shape, so always exact)."""
+        channel = plan.rule is not None
+        key = ("down_k", plan.end, channel, self.n)
+        if key not in self._trusted:
+            k = self.batch_size(plan)
+            while k > 1 and not self._down_trusted(plan, k):
+                self.stats["downstream_batch_halved"] += 1
+                k //= 2
+            self._trusted[key] = k
+            if k < self.batch_size(plan):
+                log.info("downstream of %s: %d faults per call (batch %d does not reproduce the cache)",
+                         plan.end, k, self.batch_size(plan))
+        return self._trusted[key]
+
+    def _down_trusted(self, plan: _Plan, k: int) -> bool:
+        channel = plan.rule is not None
+        fn, skips, values = self._down_fn(plan.end, channel, k)
+        c = np.zeros(k, dtype=np.int32)
+        _, _, scores = fn(values, compiled.to_device(self._gold_state(plan, c)), compiled.to_device(c),
+                          self.cache[plan.end], [self.cache[s] for s in skips])
+        want = np.concatenate([self.host(self.graph.output)] * k)
+        return bool(np.array_equal(compiled.to_host(scores).view(np.uint32), want.view(np.uint32)))
+
+    def _downstream(self, plan: _Plan, c: np.ndarray, states: np.ndarray, k: int):
+        fn, skips, values = self._down_fn(plan.end, plan.rule is not None, k)
+        if k == 1 and not self._trusted.setdefault(("down", plan.end, plan.rule is not None, self.n),
+                                                   self._down_trusted(plan, 1)):
+            return None
+        classes, nonfinite, _ = fn(values, compiled.to_device(states), compiled.to_device(c),
+                                   self.cache[plan.end], [self.cache[s] for s in skips])
+        return compiled.to_host(classes), compiled.to_host(nonfinite)
+
+    # ------------------------------------------------------------ running
+
+    def _channel_of(self, plan: _Plan, fault: Fault) -> int:
+        wname = fault.set.split("/", 1)[1]
+        shape = self.reference.stored[fault.set].shape
+        return int(np.unravel_index(fault.index, shape)[plan.rule.axes[wname] % len(shape)])
+
+    def _chain_batches(self, plan: _Plan, faults: Sequence[Fault], group: list[int]) -> list[list[int]]:
+        """The group's faults in batches that share one chain call: distinct channels (first
+        fit), or one fault per batch for a layer without a channel rule."""
+        if plan.rule is None:
+            return [[i] for i in group]
+        batches: list[tuple[list[int], set[int]]] = []
+        for i in group:
+            c = self._channel_of(plan, faults[i])
+            for members, used in batches:
+                if c not in used:
+                    members.append(i)
+                    used.add(c)
+                    break
+            else:
+                batches.append(([i], {c}))
+        return [members for members, _ in batches]
+
+    def run(self, faults: Sequence[Fault]) -> Iterator[Prediction]:
+        if len(self.chunks) == 1:
+            self._load(0)
+            yield from self._run_chunk(faults)
+            self.stats["faults"] += len(faults)
+            return
+        parts = []
+        for i in range(len(self.chunks)):
+            self._load(i)
+            parts.append(self._run_chunk(faults))
+        self.stats["faults"] += len(faults)
+        for per_chunk in zip(*parts):
+            if all(p.classes is None for p in per_chunk):
+                yield UNCHANGED
+                continue
+            classes = np.concatenate([self.classes[a:b] if p.classes is None else p.classes
+                                      for p, (a, b) in zip(per_chunk, self.chunks)])
+            yield Prediction(classes, any(p.nonfinite for p in per_chunk))
+
+    def _run_chunk(self, faults: Sequence[Fault]) -> list[Prediction]:
+        """Predictions for the images of the loaded chunk."""
+        results: list[Prediction | None] = [None] * len(faults)
+        queues: dict[tuple[str, bool], dict[tuple, _Waiting]] = defaultdict(dict)
+        plans: dict[tuple[str, bool], _Plan] = {}
+        i = 0
+        while i < len(faults):
+            j = i
+            while j < len(faults) and faults[j].set == faults[i].set:
+                j += 1
+            plan = self.plan(faults[i].set) if self._exact[self._chunk] else None
+            group = list(range(i, j))
+            if plan is None:
+                self._by_reference(faults, group, results, "reference_no_plan")
+            else:
+                k = self.down_batch(plan)
+                qkey = (plan.end, plan.rule is not None)
+                plans.setdefault(qkey, plan)
+                for part in self._chain_batches(plan, faults, group):
+                    self._through_chain(plan, faults, part, results, queues[qkey])
+                    while len(queues[qkey]) >= k:
+                        self._flush(plan, queues[qkey], k, faults, results)
+            i = j
+        for qkey, queue in queues.items():
+            while queue:
+                self._flush(plans[qkey], queue, self.down_batch(plans[qkey]), faults, results)
+        return [r if r is not None else UNCHANGED for r in results]
+
+    def _by_reference(self, faults: Sequence[Fault], idx: Sequence[int], results: list, reason: str) -> None:
+        t0 = time.perf_counter()
+        for i in idx:
+            results[i] = self.reference.one(faults[i], [self._chunk])
+        self.stats[reason] += len(idx)
+        self.seconds[f"reference:{self.layer_of[faults[idx[0]].set]}"] += time.perf_counter() - t0
+
+    def _through_chain(self, plan: _Plan, faults: Sequence[Fault], part: list[int], results: list,
+                       queue: dict[tuple, _Waiting]) -> None:
+        t0 = time.perf_counter()
+        batch = [faults[i] for i in part]
+        end_out = self._chain(plan, batch)
+        if end_out is None:
+            self._by_reference(faults, part, results, "reference_untrusted_chain")
+            return
+        self.stats["chain_runs"] += 1
+        if plan.rule is not None:
+            c = np.array([self._channel_of(plan, f) for f in batch], dtype=np.int32)
+            states = np.moveaxis(np.take(end_out, c, axis=-1), -1, 0)
+        else:
+            c = np.zeros(len(batch), dtype=np.int32)
+            states = end_out[None]
+        same = _same_bits(states, self._gold_state(plan, c))
+        for r, (i, masked) in enumerate(zip(part, same)):
+            if masked:
+                results[i] = UNCHANGED
+                self.stats["dropped_at_chain_end"] += 1
+                continue
+            state = np.ascontiguousarray(states[r])
+            key = (self._chunk, plan.end, int(c[r]), hashlib.blake2b(state.tobytes(), digest_size=16).digest())
+            hit = self._memo.get(key)
+            if hit is not None:
+                results[i] = hit
+                self.stats["memo_hits"] += 1
+            elif key in queue:
+                queue[key].members.append(i)
+                self.stats["memo_hits"] += 1
+            else:
+                queue[key] = _Waiting(int(c[r]), state, [i])
+        self.seconds[f"chain:{plan.layer}"] += time.perf_counter() - t0
+
+    def _flush(self, plan: _Plan, queue: dict[tuple, _Waiting], k: int, faults: Sequence[Fault],
+               results: list) -> None:
+        t0 = time.perf_counter()
+        keys = list(queue)[:k]
+        items = [queue.pop(key) for key in keys]
+        pad = k - len(items)
+        c = np.array([w.c for w in items] + [items[-1].c] * pad, dtype=np.int32)
+        states = np.stack([w.state for w in items] + [items[-1].state] * pad)
+        out = self._downstream(plan, c, states, k)
+        if out is None:
+            members = [i for w in items for i in w.members]
+            self._by_reference(faults, members, results, "reference_untrusted_downstream")
+            return
+        classes, nonfinite = out
+        for r, (key, w) in enumerate(zip(keys, items)):
+            pred = Prediction(classes[r].copy(), bool(nonfinite[r]))
+            self._memo.put(key, pred)
+            for i in w.members:
+                results[i] = pred
+        self.stats["downstream_runs"] += 1
+        self.stats["downstream_faults"] += len(items)
+        self.stats["padded_downstream_slots"] += pad
+        self.seconds[f"downstream:{plan.end}"] += time.perf_counter() - t0

@@ -1,0 +1,88 @@
+"""What every backend's engines need alike: the "unchanged" answer, a bounded memo, the
+fault-set check and predictions from raw scores.
+
+Kept here, in the format-agnostic core, so that the float and the int8 engines share one
+definition of each (an engine that proved a fault harmless answers :data:`UNCHANGED`, never a
+copy of the fault-free class map).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Container, Hashable, Sequence
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from hsiseu.faults.faultlist import Fault
+from hsiseu.faults.outcomes import Prediction, classes_from_scores
+
+__all__ = ["UNCHANGED", "Memo", "check_fault_sets", "prediction_from_scores"]
+
+#: The answer for a fault whose model output was proven bitwise equal to the fault-free one.
+UNCHANGED = Prediction(None, False)
+
+V = TypeVar("V")
+
+
+def prediction_from_scores(scores: np.ndarray) -> Prediction:
+    """The class map of raw model scores with the NaN rule, and whether any score is non-finite."""
+    scores = np.asarray(scores)
+    nonfinite = scores.dtype.kind == "f" and not bool(np.isfinite(scores).all())
+    return Prediction(classes_from_scores(scores), nonfinite)
+
+
+def check_fault_sets(faults: Sequence[Fault], known: Container[str]) -> None:
+    """A fault naming a set the model lacks comes from a fault list made for another model:
+    stop before injecting anything rather than mid-shard."""
+    for f in faults:
+        if f.set not in known:
+            raise KeyError(f"fault {f.fault}: no parameter set {f.set!r} in this model")
+
+
+class Memo(Generic[V]):
+    """A least-recently-used map bounded in entries and, optionally, in bytes of the values
+    (``nbytes`` tells what a value weighs): equal faulty states share one downstream run without
+    the memo growing with the campaign."""
+
+    def __init__(self, size: int, max_bytes: int | None = None,
+                 nbytes: Callable[[V], int] = lambda v: 0) -> None:
+        if size < 0:
+            raise ValueError(f"memo size must be >= 0, got {size}")
+        self.size, self.max_bytes, self._nbytes = int(size), max_bytes, nbytes
+        self._items: OrderedDict[Hashable, V] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._items
+
+    def get(self, key: Hashable) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: Hashable, value: V) -> None:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return
+        self._items[key] = value
+        self._bytes += self._nbytes(value)
+        while self._items and (len(self._items) > self.size
+                               or (self.max_bytes is not None and self._bytes > self.max_bytes)):
+            _, old = self._items.popitem(last=False)
+            self._bytes -= self._nbytes(old)
+
+    def get_or(self, key: Hashable, make: Callable[[], V]) -> V:
+        value = self.get(key)
+        if value is None:
+            value = make()
+            self.put(key, value)
+        return value
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0
