@@ -133,10 +133,12 @@ def fault_list_config(wildcards):
 
 
 def fault_run_config(wildcards):
-    """Keys a shard's outcomes depend on; engine and batching are read from the config in the
-    script instead, since they cannot change an outcome."""
+    """Keys a shard's outcomes depend on (the test images, and how many go into one model call:
+    the reference's batch); engine and memory budget are read from the config in the script
+    instead, since they cannot change an outcome."""
     cfg = fault_list_config(wildcards)
-    cfg["faults"]["test_images"] = config["faults"]["test_images"]
+    for key in ("test_images", "image_chunk"):
+        cfg["faults"][key] = config["faults"][key]
     return cfg
 
 

@@ -128,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cold = timed(fast.run, faults)
     engine = fast.engine
+    cold_stats = dict(engine.stats)
     engine._memo.clear()
     engine.stats.clear()
     engine.seconds.clear()
@@ -176,12 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"average -> {ceiling:.2f}x; fast (warm) reaches {ratio:.2f}x in CPU time ({ratio_wall:.2f}x wall) "
           f"= {100 * ratio / ceiling:.0f} % of it")
     st = engine.stats
-    fallbacks = {k: v for k, v in st.items() if k.startswith("reference_")}
+    fallbacks = {k: v for k, v in cold_stats.items() if k.startswith("reference_")}
     print(f"fast engine: {st['dropped_at_chain_end']} dropped at the chain end, {st['memo_hits']} memo hits, "
           f"{st['downstream_faults']} faults in {st['downstream_runs']} downstream calls "
           f"(mean {st['downstream_faults'] / max(st['downstream_runs'], 1):.1f}, {st['padded_downstream_slots']} "
-          f"padding slots), {st['chain_runs']} chain calls; reference fallbacks {fallbacks or 'none'}, "
-          f"batch halvings {st['downstream_batch_halved']}")
+          f"padding slots), {st['chain_runs']} chain calls; faults sent to the reference loop (cold run) "
+          f"{fallbacks or 'none'}; chain ends whose batch did not reproduce the cache, run one fault "
+          f"per call: {cold_stats.get('downstream_unbatched', 0)}")
     _profile(engine, faults, rows[-1][1] * len(faults))
     ok = all(same(ps, ref_preds[: len(ps)]) == len(ps) for name, _, _, ps in rows if name.startswith("fast"))
     if not ok:
