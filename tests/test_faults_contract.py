@@ -18,21 +18,15 @@ from hsiseu.faults.keras.backend import KerasBackend  # noqa: E402
 from hsiseu.faults.litert.backend import ENGINES as LITERT_ENGINES  # noqa: E402
 from hsiseu.faults.litert.backend import TFLiteBackend  # noqa: E402
 from hsiseu.faults.outcomes import outcome_of  # noqa: E402
-from hsiseu.model import build_unet  # noqa: E402
+
+from test_faults_engines import tiny_model  # noqa: E402
 
 RNG = np.random.default_rng(3)
 X = RNG.random((2, 16, 32, 3), dtype=np.float32)
 
 
 def _unet():
-    model = build_unet(height=16, width=32, bands=3, n_classes=5, af="sigmoid", pools=2, base_filters=4, seed=2)
-    rng = np.random.default_rng(2)
-    for layer in model.layers:
-        if getattr(layer, "bias", None) is not None:
-            layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape).astype("float32"))
-        if layer.name.startswith("bn_"):
-            layer.gamma.assign(rng.uniform(0.6, 1.6, layer.gamma.shape).astype("float32"))
-    return model
+    return tiny_model("sigmoid", seed=2)
 
 
 def _keras(engine: str):

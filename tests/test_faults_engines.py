@@ -154,8 +154,8 @@ def test_image_chunks_give_the_reference_outcomes_and_bound_the_cache():
 
 
 def test_shapes_that_do_not_reproduce_the_cache_fall_back_exactly(monkeypatch):
-    """Were a kernel's bits to depend on the batch size, the engine runs one fault per call (the
-    reference's shapes); a chain that does not reproduce the cache
+    """Were a kernel's bits to depend on the batch size, the engine halves the batch down to one
+    fault per call (the reference's shapes); a chain that does not reproduce the cache
     sends its faults to the reference loop. Outcomes stay the reference's either way."""
     model, x = tiny_model("sigmoid", seed=3), images(2)
     ref = KerasBackend(model, x, engine="reference")
@@ -165,7 +165,7 @@ def test_shapes_that_do_not_reproduce_the_cache_fall_back_exactly(monkeypatch):
     monkeypatch.setattr(CompiledEngine, "_down_trusted", lambda self, plan, k: k == 1 and real(self, plan, k))
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
-    assert fast.engine.stats["downstream_unbatched"] > 0
+    assert fast.engine.stats["downstream_batch_halved"] > 0
     assert fast.engine.stats["downstream_faults"] == fast.engine.stats["downstream_runs"]
     real_chain = CompiledEngine._chain_fn
 

@@ -30,7 +30,7 @@ def open_backend(
             model_path,
             x,
             engine=str(options.get("engine", "fast")),
-            memory_mb=float(options.get("memory_mb", 64)),
+            memory_mb=float(options.get("memory_mb", 32)),
             image_chunk=options.get("image_chunk"),
             include_moving_stats=bool(options.get("include_bn_moving_stats", False)),
         )

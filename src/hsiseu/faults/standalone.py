@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bits", type=int, nargs="+", default=None, help="bit positions (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault list")
     parser.add_argument("--engine", default="fast", help="fast (default) or reference")
-    parser.add_argument("--memory-mb", type=float, default=64, help="float fast engine batch budget (MiB)")
+    parser.add_argument("--memory-mb", type=float, default=32, help="float fast engine batch budget (MiB)")
     parser.add_argument("--image-chunk", type=int, default=None, help="float models: images per model call")
     parser.add_argument("--include-bn-moving-stats", action="store_true", help="also inject into BN statistics")
     parser.add_argument("--checkpoint-faults", type=int, default=512, help="faults per checkpoint")

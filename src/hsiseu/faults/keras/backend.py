@@ -43,7 +43,7 @@ def injectable_variables(graph: LayerGraph, include_moving_stats: bool = False) 
 class KerasBackend:
     """A float Keras model on fixed test images, injectable through either engine."""
 
-    def __init__(self, model, x: np.ndarray, *, engine: str = "fast", memory_mb: float = 64,
+    def __init__(self, model, x: np.ndarray, *, engine: str = "fast", memory_mb: float = 32,
                  include_moving_stats: bool = False, image_chunk: int | None = None, max_batch: int = 64) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown fault-injection engine {engine!r}; expected one of {ENGINES}")

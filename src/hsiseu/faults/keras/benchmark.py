@@ -182,8 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{st['downstream_faults']} faults in {st['downstream_runs']} downstream calls "
           f"(mean {st['downstream_faults'] / max(st['downstream_runs'], 1):.1f}, {st['padded_downstream_slots']} "
           f"padding slots), {st['chain_runs']} chain calls; faults sent to the reference loop (cold run) "
-          f"{fallbacks or 'none'}; chain ends whose batch did not reproduce the cache, run one fault "
-          f"per call: {cold_stats.get('downstream_unbatched', 0)}")
+          f"{fallbacks or 'none'}; batch sizes halved because they did not reproduce the cache: "
+          f"{cold_stats.get('downstream_batch_halved', 0)}")
     _profile(engine, faults, rows[-1][1] * len(faults))
     ok = all(same(ps, ref_preds[: len(ps)]) == len(ps) for name, _, _, ps in rows if name.startswith("fast"))
     if not ok:

@@ -33,8 +33,8 @@ For the faults of a layer L, in batches:
 Exactness is the reference loop's, checked rather than assumed: the cache must reproduce the
 reference's fault-free scores bit for bit, and every compiled function is run once on
 fault-free values and must reproduce the cache before it is trusted (a chain once per layer, a
-downstream once per end and batch size). A downstream batch size that fails falls back to one
-fault per call (the reference's shapes); a chain that fails, a layer with several inputs and a cache
+downstream once per end and batch size). A downstream batch size that fails is halved until
+one passes (one fault per call has the reference's shapes); a chain that fails, a layer with several inputs and a cache
 that differs send their faults to the reference loop. ``stats`` counts all of it.
 """
 
@@ -122,7 +122,7 @@ class CompiledEngine:
     -> variable) and ``reference`` the naive loop that defines, and stands in for, every answer."""
 
     def __init__(self, model: keras.Model, x: np.ndarray, variables: Mapping[str, keras.Variable], *,
-                 reference: NaiveLoop, memory_mb: float = 64, max_batch: int = 64, memo_size: int = 4096,
+                 reference: NaiveLoop, memory_mb: float = 32, max_batch: int = 64, memo_size: int = 4096,
                  memo_mb: float = 256) -> None:
         if memory_mb <= 0 or max_batch < 1:
             raise ValueError(f"memory_mb must be > 0 and max_batch >= 1, got {memory_mb!r}, {max_batch!r}")
@@ -327,21 +327,21 @@ class CompiledEngine:
 
     def down_batch(self, plan: _Plan) -> int:
         """Faults per downstream call from ``plan``'s chain end on the loaded chunk: the budget's
-        batch size if that shape reproduces the cache fault-free, else one (the reference's own
-        shape). Smaller batches were tried too and measured: where the budget's batch fails
-        (oneDNN with two threads, or odd channel counts after pruning), the smaller ones fail as
-        well, and each try compiles the whole downstream."""
+        batch size if that shape reproduces the cache fault-free, else the largest smaller one
+        that does (halving: oneDNN picks other kernels at other batch sizes, e.g. on the default
+        model a batch of 64 images rounds differently and one of 32 does not; one fault per call
+        has the reference's own shape, so it is always exact)."""
         channel = plan.rule is not None
         key = ("down_k", plan.end, channel, self.n)
         if key not in self._trusted:
             k = self.batch_size(plan)
-            if k > 1 and not self._down_trusted(plan, k):
-                self.stats["downstream_unbatched"] += 1
-                k = 1
+            while k > 1 and not self._down_trusted(plan, k):
+                self.stats["downstream_batch_halved"] += 1
+                k //= 2
             self._trusted[key] = k
             if k < self.batch_size(plan):
-                log.info("downstream of %s: one fault per call (a batch of %d does not reproduce the cache)",
-                         plan.end, self.batch_size(plan))
+                log.info("downstream of %s: %d faults per call (a batch of %d does not reproduce the cache)",
+                         plan.end, k, self.batch_size(plan))
         return self._trusted[key]
 
     def _down_trusted(self, plan: _Plan, k: int) -> bool:
