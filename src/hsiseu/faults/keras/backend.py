@@ -58,7 +58,7 @@ class KerasBackend:
         self._names = set(variables)
         self.reference = NaiveLoop(model, x, variables, image_chunk=image_chunk)
         if engine == "fast":
-            self.engine: CompiledEngine | NaiveLoop = CompiledEngine(model, x, variables, reference=self.reference,
+            self.engine: CompiledEngine | NaiveLoop = CompiledEngine(model, x, reference=self.reference,
                                                                      memory_mb=memory_mb, max_batch=max_batch)
         else:
             self.engine = self.reference

@@ -45,7 +45,7 @@ import logging
 import math
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,18 +118,16 @@ def _scatter(gold: Any, cols: Any, c: Any, k: int) -> Any:
 
 
 class CompiledEngine:
-    """The fast engine over a model's test images; ``variables`` are the parameter sets (set name
-    -> variable) and ``reference`` the naive loop that defines, and stands in for, every answer."""
+    """The fast engine over a model's test images; ``reference`` is the naive loop that defines,
+    and stands in for, every answer."""
 
-    def __init__(self, model: keras.Model, x: np.ndarray, variables: Mapping[str, keras.Variable], *,
-                 reference: NaiveLoop, memory_mb: float = 32, max_batch: int = 64, memo_size: int = 4096,
+    def __init__(self, model: keras.Model, x: np.ndarray, *, reference: NaiveLoop, memory_mb: float = 32, max_batch: int = 64, memo_size: int = 4096,
                  memo_mb: float = 256) -> None:
         if memory_mb <= 0 or max_batch < 1:
             raise ValueError(f"memory_mb must be > 0 and max_batch >= 1, got {memory_mb!r}, {max_batch!r}")
         self.graph = LayerGraph(model)
         self.model = model
         self.reference = reference
-        self.sets = set(variables)
         self.layer_of = {name: layer.name for name, layer, _ in self.graph.weights()}
         self.model_vars = list(model.variables)
         self._var_index = {id(v): i for i, v in enumerate(self.model_vars)}
