@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bit_field", "flip_bit", "flip_bits", "n_bits_of"]
+__all__ = ["bit_field", "flip_at", "flip_bit", "flip_bits", "n_bits_of"]
 
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
@@ -40,6 +40,15 @@ def flip_bits(values: np.ndarray, bits: np.ndarray | int) -> np.ndarray:
 def flip_bit(value: np.generic | float | int, bit: int, dtype: np.dtype | type = np.float32) -> np.generic:
     """One value with one bit flipped, as a numpy scalar of ``dtype``."""
     return flip_bits(np.asarray([value], dtype=dtype), bit)[0]
+
+
+def flip_at(values: np.ndarray, index: int, bit: int) -> None:
+    """Flip ``bit`` of value ``index`` (flat, C order) of ``values`` in place: how every engine
+    puts one fault into its own copy of a tensor (a float weight, the bytes of an int8 model)."""
+    flat = values.reshape(-1)
+    if not np.shares_memory(flat, values):
+        raise ValueError("flip_at needs a contiguous array to flip in place")
+    flat[index] = flip_bits(flat[index : index + 1], bit)[0]
 
 
 def bit_field(dtype: np.dtype | type, bit: int) -> str:

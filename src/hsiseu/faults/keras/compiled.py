@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
-__all__ = ["backend_name", "exact_graphs", "compile_fn", "to_device", "to_host", "device_name", "stateless", "model_caller"]
+__all__ = ["backend_name", "exact_graphs", "compile_fn", "to_device", "to_host", "device_name", "stateless", "with_values", "model_caller"]
 
 
 def backend_name() -> str:
@@ -95,6 +95,17 @@ def stateless(variables: Sequence[keras.Variable], values: Sequence[Any]):
     return keras.StatelessScope(state_mapping=list(zip(variables, values)))
 
 
+def with_values(fn: Callable[..., Any], variables: Sequence[keras.Variable]) -> Callable[..., Any]:
+    """``fn(*args, training=False)`` as a function of ``variables``' values first: weights are
+    arguments of a compiled function, never captured constants."""
+
+    def run(values, *args):
+        with stateless(variables, values):
+            return fn(*args, training=False)
+
+    return run
+
+
 def model_caller(model: keras.Model) -> Callable[[Any], Any]:
     """The model compiled once, reading its variables' current values at every call: what a
     user writes to evaluate a model repeatedly (``tf.function(model.__call__)`` on TensorFlow;
@@ -107,10 +118,5 @@ def model_caller(model: keras.Model) -> Callable[[Any], Any]:
         call = tf.function(model.__call__)
         return lambda x: call(x, training=False)
     variables = list(model.variables)
-
-    def run(values, x):
-        with stateless(variables, values):
-            return model(x, training=False)
-
-    compiled = compile_fn(run)
+    compiled = compile_fn(with_values(model, variables))
     return lambda x: compiled([v.value for v in variables], x)

@@ -52,7 +52,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from hsiseu.faults.bitflip import flip_bit
+from hsiseu.faults.bitflip import flip_at
 from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.keras import compiled
 from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
@@ -141,7 +141,7 @@ class CompiledEngine:
                                             lambda p: 0 if p.classes is None else p.classes.nbytes)
         names = self.graph.computed()
         every = keras.Model(model.inputs, [self.graph.nodes[n].layer.output for n in names])
-        self._every = compiled.compile_fn(self._under_weights(every))
+        self._every = compiled.compile_fn(compiled.with_values(every, self.model_vars))
         self._names = names
         self.x = np.ascontiguousarray(x, dtype=np.float32)
         self.chunks = reference.chunks
@@ -158,15 +158,6 @@ class CompiledEngine:
         self._batch: dict[str, int] = {}
 
     # ------------------------------------------------------------ helpers
-
-    def _under_weights(self, fn):
-        variables = self.model_vars
-
-        def run(values, *args):
-            with compiled.stateless(variables, values):
-                return fn(*args, training=False)
-
-        return run
 
     def _load(self, i: int) -> None:
         """Cache the fault-free activations of image chunk ``i`` (one compiled call), and check
@@ -185,10 +176,6 @@ class CompiledEngine:
             if not self._exact[i]:
                 log.warning("cached fault-free scores of images %d..%d differ from the reference loop's: "
                             "their faults run through the reference loop", a, b - 1)
-
-    @property
-    def exact_cache(self) -> bool:
-        return all(self._exact.get(i, True) for i in range(len(self.chunks)))
 
     def host(self, name: str) -> np.ndarray:
         if name not in self._host:
@@ -240,8 +227,7 @@ class CompiledEngine:
             wname = fault.set.split("/", 1)[1]
             if wname not in copied:
                 copied[wname] = arrays[wname].copy()
-            flat = copied[wname].reshape(-1)
-            flat[fault.index] = flip_bit(flat[fault.index], fault.bit, flat.dtype)
+            flip_at(copied[wname], fault.index, fault.bit)
         return [compiled.to_device(copied.get(v.name, arrays[v.name])) for v in layer.weights]
 
     def _chain_fn(self, plan: _Plan):

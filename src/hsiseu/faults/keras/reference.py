@@ -15,7 +15,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from hsiseu.faults.bitflip import flip_bit
+from hsiseu.faults.bitflip import flip_at
 from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.keras import compiled
 from hsiseu.faults.outcomes import Prediction
@@ -56,8 +56,7 @@ class NaiveLoop:
         """The prediction for one fault, on all test images or on the listed image chunks."""
         var, stored = self.variables[fault.set], self.stored[fault.set]
         faulty = stored.copy()
-        flat = faulty.reshape(-1)
-        flat[fault.index] = flip_bit(flat[fault.index], fault.bit, flat.dtype)
+        flip_at(faulty, fault.index, fault.bit)
         var.assign(faulty)
         try:
             return prediction_from_scores(self._scores(chunks))

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from hsiseu.faults.bitflip import flip_bits
+from hsiseu.faults.bitflip import flip_at
 from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.litert.execution import full_run, quantized_images
 from hsiseu.faults.litert.sets import TensorSet
@@ -28,8 +28,7 @@ __all__ = ["ReferenceEngine", "flipped_model"]
 def flipped_model(content: bytes, tensor: int, index: int, bit: int) -> bytearray:
     """A copy of the model bytes with one bit of one constant tensor flipped."""
     buf = bytearray(content)
-    flat = tensor_data(buf, tensor).reshape(-1)
-    flat[index] = flip_bits(flat[index : index + 1], bit)[0]
+    flip_at(tensor_data(buf, tensor), index, bit)
     return buf
 
 
