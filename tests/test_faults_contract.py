@@ -18,6 +18,7 @@ from hsiseu.faults.keras.backend import KerasBackend  # noqa: E402
 from hsiseu.faults.litert.backend import ENGINES as LITERT_ENGINES  # noqa: E402
 from hsiseu.faults.litert.backend import TFLiteBackend  # noqa: E402
 from hsiseu.faults.outcomes import outcome_of  # noqa: E402
+from hsiseu.quantization.interpreter import KERNELS  # noqa: E402
 
 from test_faults_engines import tiny_model  # noqa: E402
 
@@ -40,11 +41,12 @@ def _int8_model() -> bytes:
     return quantize_int8(_unet(), np.random.default_rng(4).random((4, 16, 32, 3), dtype=np.float32))
 
 
-def _litert(engine: str):
-    return TFLiteBackend(_int8_model(), X, engine=engine)
+def _litert(kernels: str):
+    return lambda engine: TFLiteBackend(_int8_model(), X, engine=engine, kernels=kernels)
 
 
-BACKENDS = {"keras": (_keras, KERAS_ENGINES), "litert": (_litert, LITERT_ENGINES)}
+BACKENDS = {"keras": (_keras, KERAS_ENGINES),
+            **{f"litert-{k}": (_litert(k), LITERT_ENGINES) for k in KERNELS}}
 CASES = [(kind, engine) for kind, (_, engines) in BACKENDS.items() for engine in engines if engine != "reference"]
 
 

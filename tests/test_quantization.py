@@ -15,7 +15,7 @@ from hsiseu.quantization.graph import (
     operators,
     tensor_data,
 )
-from hsiseu.quantization.interpreter import RESOLVER, make_interpreter, quantize_input, tflite_predictor
+from hsiseu.quantization.interpreter import KERNELS, make_interpreter, quantize_input, tflite_predictor
 
 RNG = np.random.default_rng(0)
 CALIB = RNG.random((4, 32, 64, 25), dtype=np.float32)
@@ -33,7 +33,7 @@ def int8_models():
 def test_quantized_model_is_integer_only_with_int8_weights_int32_biases_and_int8_io(int8_models):
     content = int8_models["relu"]
     check_integer_only(content)
-    interp = make_interpreter(content)
+    interp = make_interpreter(content, kernels="xnnpack")
     assert interp.get_input_details()[0]["dtype"] == np.int8
     assert interp.get_output_details()[0]["dtype"] == np.int8
     convs = [op for op in operators(content) if op.name == "CONV_2D"]
@@ -84,15 +84,17 @@ def test_bad_representative_data_is_refused(samples, needle):
         quantize_int8(tiny_unet("relu"), samples)
 
 
-def test_interpreter_runs_the_builtin_kernels_so_edited_biases_reach_the_model(int8_models):
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_edited_biases_reach_the_model_under_either_kernels(int8_models, kernels):
     from ai_edge_litert.interpreter import OpResolverType
 
-    assert RESOLVER == OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    assert KERNELS["builtin"] == OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    assert KERNELS["xnnpack"] == OpResolverType.AUTO  # what Interpreter() uses when not told
     content = bytearray(int8_models["relu"])
-    out = make_interpreter(content).get_output_details()[0]["index"]
+    out = make_interpreter(content, kernels=kernels).get_output_details()[0]["index"]
 
     def logits(model_bytes):
-        interp = make_interpreter(model_bytes)
+        interp = make_interpreter(model_bytes, kernels=kernels)
         detail = interp.get_input_details()[0]
         interp.set_tensor(detail["index"], np.zeros(detail["shape"], np.int8))
         interp.invoke()
@@ -138,7 +140,7 @@ def test_int8_evaluation_matches_the_float_model_on_easy_data():
     model = easy_model()
     calib, _ = easy_data(4, seed=1)
     x, y = easy_data(3, seed=2)
-    predict = tflite_predictor(make_interpreter(quantize_int8(model, calib)))
+    predict = tflite_predictor(make_interpreter(quantize_int8(model, calib), kernels="xnnpack"))
     assert np.array_equal(predict_classes(model, x), y)  # the float model is right everywhere
     res = compare_predictors(keras_predictor(model), predict, [(x[:2], y[:2]), (x[2:], y[2:])], 5)
     assert res["agreement"] == 100.0
@@ -157,7 +159,7 @@ def test_agreement_counts_pixels_where_the_predictors_differ():
 
 
 def test_int8_predictor_rejects_images_of_the_wrong_size(int8_models):
-    predict = tflite_predictor(make_interpreter(int8_models["relu"]))
+    predict = tflite_predictor(make_interpreter(int8_models["relu"], kernels="xnnpack"))
     with pytest.raises(ValueError, match="does not match"):
         predict(np.zeros((1, 16, 64, 25), np.float32))
 
@@ -173,7 +175,7 @@ def test_deduplicated_constants_get_a_buffer_each_and_outputs_stay_equal():
     x = RNG.random((1, 32, 64, 25), dtype=np.float32)
     outs = []
     for content in (raw, fixed):
-        interp = make_interpreter(content)
+        interp = make_interpreter(content, kernels="xnnpack")
         detail = interp.get_input_details()[0]
         interp.set_tensor(detail["index"], quantize_input(x, detail))
         interp.invoke()

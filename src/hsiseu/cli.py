@@ -10,23 +10,17 @@ from collections.abc import Sequence
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hsiseu", description="hsiseu command-line tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("faults-benchmark", help="time the float fault-injection engines against the naive loop on the campaign's faults",
-                   add_help=False)
+    sub.add_parser("faults-benchmark", help="time a model's fault-injection engines against the naive loop a user "
+                   "would write, on the campaign's faults (.keras float, .tflite int8)", add_help=False)
     sub.add_parser("faults-campaign", help="a fault-injection campaign on your own .keras or .tflite model and .npy data",
                    add_help=False)
-    sub.add_parser("faults-int8-benchmark", help="time the int8 (LiteRT) fault-injection engines on the same faults",
-                   add_help=False)
     args, rest = parser.parse_known_args(argv)
-    if args.command == "faults-int8-benchmark":
-        from hsiseu.faults.litert.benchmark import main as int8_benchmark
-
-        return int8_benchmark(rest)
     if args.command == "faults-campaign":
         from hsiseu.faults.standalone import main as standalone
 
         return standalone(rest)
     if args.command == "faults-benchmark":
-        from hsiseu.faults.keras.benchmark import main as benchmark
+        from hsiseu.faults.benchmark import main as benchmark
 
         return benchmark(rest)
     parser.error(f"unknown command {args.command}")

@@ -66,10 +66,10 @@ def measure_fps(step: Callable[[], Any], *, repeats: int, warmup: int = 1) -> fl
     return repeats / (time.perf_counter() - t0)
 
 
-def litert_fps(content: bytes, image: np.ndarray, *, threads: int, repeats: int) -> float:
+def litert_fps(content: bytes, image: np.ndarray, *, kernels: str, threads: int, repeats: int) -> float:
     from hsiseu.quantization.interpreter import make_interpreter, quantize_input
 
-    interp = make_interpreter(content, num_threads=threads)
+    interp = make_interpreter(content, kernels=kernels, num_threads=threads)
     detail = interp.get_input_details()[0]
     interp.set_tensor(detail["index"], quantize_input(image[None], detail))
     return measure_fps(interp.invoke, repeats=repeats)
@@ -114,27 +114,29 @@ def measure_throughput(
 
     from hsiseu.model import complexity
     from hsiseu.quantization.graph import op_counts
-    from hsiseu.quantization.interpreter import all_cores
+    from hsiseu.quantization.interpreter import all_cores, check_kernels
     from hsiseu.training import configure_tensorflow, split_dataset
 
     job_threads = int(threads) if threads else all_cores()
     configure_tensorflow(job_threads, int(config["seed"]))
     qcfg = config["quantization"]
     repeats = int(qcfg["fps_repeats"])
+    kernels = check_kernels(qcfg["kernels"])
     model = keras.saving.load_model(keras_path)
     content = Path(tflite_path).read_bytes()
     x, _ = next(iter(split_dataset(config, "test")))
     image = np.asarray(x)[0]
     litert = {}
     for n in _thread_counts(qcfg["fps_threads"], job_threads):
-        litert[str(n)] = litert_fps(content, image, threads=n, repeats=repeats)
-        log.info("%s int8 LiteRT, %d thread(s): %.2f FPS", af, n, litert[str(n)])
+        litert[str(n)] = litert_fps(content, image, kernels=kernels, threads=n, repeats=repeats)
+        log.info("%s int8 LiteRT (%s kernels), %d thread(s): %.2f FPS", af, kernels, n, litert[str(n)])
     float_fps = keras_fps(model, image, repeats=repeats)
     log.info("%s float Keras, %d thread(s): %.2f FPS", af, job_threads, float_fps)
     ops = op_counts(content)
     result = {
         "af": af,
         "repeats": repeats,
+        "kernels": kernels,
         "image_shape": list(image.shape),
         "litert_int8_fps": litert,
         "keras_float_fps": {str(job_threads): float_fps},

@@ -107,7 +107,7 @@ def quantization_config(wildcards):
     re-times the models without re-quantizing them."""
     cfg = _eval_config()
     cfg["quantization"] = {
-        key: config["quantization"][key] for key in ("representative_samples", "recovery")
+        key: config["quantization"][key] for key in ("representative_samples", "kernels", "recovery")
     }
     return cfg
 
@@ -115,7 +115,7 @@ def quantization_config(wildcards):
 def throughput_config(wildcards):
     """Keys the throughput measurement reads."""
     cfg = _eval_config()
-    cfg["quantization"] = {key: config["quantization"][key] for key in ("fps_threads", "fps_repeats")}
+    cfg["quantization"] = {key: config["quantization"][key] for key in ("kernels", "fps_threads", "fps_repeats")}
     return cfg
 
 
@@ -139,6 +139,8 @@ def fault_run_config(wildcards):
     cfg = fault_list_config(wildcards)
     for key in ("test_images", "image_chunk"):
         cfg["faults"][key] = config["faults"][key]
+    if wildcards.stage == "quantized":  # the kernels define the int8 model's outcomes
+        cfg["quantization"] = {"kernels": config["quantization"]["kernels"]}
     return cfg
 
 

@@ -21,7 +21,8 @@ def open_backend(
     stage: str, model_path: str | os.PathLike[str], x: np.ndarray, options: Mapping[str, Any]
 ) -> Backend:
     """The backend for ``stage``'s model file on test images ``x``; ``options`` is the config's
-    ``faults`` section (engine, memory budget, BN moving statistics, int8 constants)."""
+    ``faults`` section (engine, memory budget, BN moving statistics, int8 constants) and, for the
+    int8 backend, ``kernels`` (the config's ``quantization.kernels``)."""
     kind = BACKEND_OF_STAGE.get(stage)
     if kind == "keras":
         from hsiseu.faults.keras.backend import KerasBackend
@@ -37,9 +38,12 @@ def open_backend(
     if kind == "litert":
         from hsiseu.faults.litert.backend import TFLiteBackend
 
+        from hsiseu.quantization.interpreter import DEFAULT_KERNELS
+
         return TFLiteBackend.from_file(
             model_path,
             x,
+            kernels=str(options.get("kernels", DEFAULT_KERNELS)),
             engine=str(options.get("engine", "fast")),
             include_other_constants=bool(options.get("include_int8_constants", False)),
         )

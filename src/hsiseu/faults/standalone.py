@@ -64,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--include-bn-moving-stats", action="store_true", help="also inject into BN statistics")
     parser.add_argument("--checkpoint-faults", type=int, default=512, help="faults per checkpoint")
     parser.add_argument("--threads", type=int, default=None, help="TensorFlow intra-op threads (default: all)")
+    parser.add_argument("--kernels", choices=("xnnpack", "builtin"), default="xnnpack",
+                        help=".tflite models: LiteRT kernels that define the int8 model, fault-free and faulty "
+                             "(default xnnpack, what LiteRT's Interpreter uses by default)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -81,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_tensorflow(args.threads, args.seed)
     options = {"engine": args.engine, "memory_mb": args.memory_mb, "image_chunk": args.image_chunk,
-               "include_bn_moving_stats": args.include_bn_moving_stats}
+               "include_bn_moving_stats": args.include_bn_moving_stats, "kernels": args.kernels}
     backend = open_model(model, x, options)
     labels = np.zeros(backend.golden().shape, np.uint8) if y is None else y
     if labels.shape != backend.golden().shape:
@@ -95,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = {"model": str(model.resolve()), "images": str(Path(args.images).resolve()), "sampling": sampling,
                 "bits": args.bits, "seed": args.seed, "include_bn_moving_stats": args.include_bn_moving_stats}
+    if model.suffix.lower() == ".tflite":
+        settings["kernels"] = args.kernels
     record = out / "campaign.json"
     if record.exists() and read_json(record) != settings:
         parser.error(f"--out {out} holds a campaign with other settings ({record}); use another directory "

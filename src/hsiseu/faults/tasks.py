@@ -41,7 +41,10 @@ def backend_for(config: Mapping[str, Any], stage: str, model_path: str | os.Path
     from hsiseu.training import configure_tensorflow
 
     configure_tensorflow(threads, int(config["seed"]))
-    return open_backend(stage, model_path, x, config["faults"])
+    options = dict(config["faults"])
+    if "kernels" in config.get("quantization", {}):
+        options["kernels"] = config["quantization"]["kernels"]
+    return open_backend(stage, model_path, x, options)
 
 
 def fault_list(config: Mapping[str, Any], stage: str, model_path: str | os.PathLike[str], *,

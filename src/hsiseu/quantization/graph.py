@@ -19,6 +19,7 @@ __all__ = [
     "OpInfo",
     "check_integer_only",
     "op_counts",
+    "op_macs",
     "operators",
     "shared_buffers",
     "tensor_data",
@@ -96,6 +97,39 @@ def operators(model_bytes: bytes | bytearray) -> list[OpInfo]:
 def op_counts(model_bytes: bytes | bytearray) -> dict[str, int]:
     """Operator name -> how many times it occurs (the "op list" recorded per model)."""
     return dict(sorted(Counter(op.name for op in operators(model_bytes)).items()))
+
+
+#: Operator -> (filter input, the tensor whose positions the filter slides over): MACs per
+#: image = positions x filter size (OHWI for convolutions; one row per output for FULLY_CONNECTED).
+_MAC_OPERANDS = {"CONV_2D": (1, "output"), "DEPTHWISE_CONV_2D": (1, "output"),
+                 "TRANSPOSE_CONV": (1, "input"), "FULLY_CONNECTED": (1, "rows")}
+
+
+def op_macs(model_bytes: bytes | bytearray) -> list[int]:
+    """Multiply-accumulates per image of every operator (0 for those without weights), read from
+    the tensor shapes: what an exact engine must recompute, by operator."""
+    graph = _model(model_bytes).Subgraphs(0)
+
+    def shape(t: int) -> list[int]:
+        return [int(d) for d in graph.Tensors(t).ShapeAsNumpy()]
+
+    out = []
+    for op in operators(model_bytes):
+        if op.name not in _MAC_OPERANDS:
+            out.append(0)
+            continue
+        pos, over = _MAC_OPERANDS[op.name]
+        filt = shape(op.inputs[pos])
+        if op.name == "DEPTHWISE_CONV_2D":
+            size = int(np.prod(filt[1:3]))  # one filter window per output element
+            positions = int(np.prod(shape(op.outputs[0])[1:]))
+        elif over == "rows":
+            size, positions = int(np.prod(filt)), 1
+        else:
+            data = shape(op.outputs[0] if over == "output" else op.inputs[2])
+            size, positions = int(np.prod(filt)), int(np.prod(data[1:3]))
+        out.append(size * positions)
+    return out
 
 
 def check_integer_only(model_bytes: bytes | bytearray) -> None:

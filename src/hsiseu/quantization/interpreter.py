@@ -1,24 +1,65 @@
-"""The one way an int8 model is run: LiteRT's builtin kernels, no default delegate.
+"""The one way an int8 model is run: LiteRT's kernels as the config's ``quantization.kernels`` names.
 
-``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES`` is used everywhere (evaluation, bias
-correction, throughput, fault injection) because (DESIGN.md) the default XNNPACK delegate packs
-the weights when the interpreter is built, so a weight edited afterwards never reaches it, and
-XNNPACK and the reference kernels can differ by one LSB: fault-free and faulty runs must share
-one execution path for their outcomes to be comparable bit for bit. The price is speed (XNNPACK
-is faster); Table IV's LiteRT figures are for this resolver.
+Two kernel sets compute LiteRT's int8 operators, and they round differently (requantization by
+one LSB here and there, so error rates differ by hundredths of a point): ``xnnpack``, what
+``Interpreter(model_content=...)`` gives by default (the XNNPACK delegate over the builtin
+kernels), and ``builtin``, the builtin kernels alone
+(``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES``). Which of them is "the int8 model" is
+chosen once, in the config, and every interpreter (evaluation, bias correction, throughput,
+fault injection) is built here with that choice, so that fault-free and faulty class maps always
+come from the same kernels. XNNPACK packs the weights when the interpreter is built, so an edit
+of the live tensors never reaches it: code that edits parameters edits the bytes and builds anew.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-__all__ = ["RESOLVER", "all_cores", "dequantize", "make_interpreter", "quantize_input", "tflite_predictor"]
+__all__ = ["KERNELS", "KERNEL_LABELS", "DEFAULT_KERNELS", "all_cores", "check_kernels", "dequantize", "kernels_of", "make_interpreter",
+           "packs_weights", "quantize_input", "tflite_predictor"]
 
-RESOLVER = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+#: The config's ``quantization.kernels`` -> LiteRT's resolver. ``AUTO`` is the interpreter's own
+#: default: builtin kernels with the default (XNNPACK) delegate.
+KERNELS: dict[str, OpResolverType] = {
+    "xnnpack": OpResolverType.AUTO,
+    "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+}
+#: How the tables and figures name each choice.
+KERNEL_LABELS: dict[str, str] = {
+    "xnnpack": "LiteRT's default kernels (XNNPACK delegate)",
+    "builtin": "LiteRT's builtin kernels without the default XNNPACK delegate",
+}
+#: What a LiteRT user gets without choosing.
+DEFAULT_KERNELS = "xnnpack"
+
+
+def check_kernels(kernels: str) -> str:
+    if kernels not in KERNELS:
+        raise ValueError(f"quantization.kernels must be one of {sorted(KERNELS)}, got {kernels!r}")
+    return kernels
+
+
+def kernels_of(records: Mapping[str, Mapping[str, Any]]) -> str:
+    """The one kernel choice behind several models' records (``kernels`` key): a table mixing
+    kernels would compare rounding, not models."""
+    found = {str(r.get("kernels")) for r in records.values()}
+    if len(found) != 1:
+        raise ValueError(f"int8 records were made with different kernels: "
+                         + ", ".join(f"{k}: {r.get('kernels')}" for k, r in records.items())
+                         + " (re-run them with one quantization.kernels)")
+    return check_kernels(found.pop())
+
+
+def packs_weights(kernels: str) -> bool:
+    """Whether these kernels copy the constant tensors when the interpreter is built (then a
+    flip of a live tensor never reaches them; only a rebuild from flipped bytes does)."""
+    return check_kernels(kernels) == "xnnpack"
 
 
 def all_cores() -> int:
@@ -32,6 +73,7 @@ def all_cores() -> int:
 def make_interpreter(
     model: bytes | bytearray | str | os.PathLike[str],
     *,
+    kernels: str,
     num_threads: int = 1,
     preserve_all_tensors: bool = False,
 ) -> Interpreter:
@@ -39,8 +81,11 @@ def make_interpreter(
 
     Built from the bytes (``model_content``) even for a path, so that a caller that edits the
     bytes (fault injection) gets exactly the same construction as one that does not.
-    ``preserve_all_tensors`` keeps intermediate activations readable (bias correction).
+    ``preserve_all_tensors`` keeps intermediate activations readable, with the builtin kernels
+    only: inside the XNNPACK delegate they are never written back (read a slice's outputs
+    instead, :func:`hsiseu.quantization.slices.submodel`).
     """
+    check_kernels(kernels)
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if not path.is_file():
@@ -53,7 +98,7 @@ def make_interpreter(
     interp = Interpreter(
         model_content=content,
         num_threads=int(num_threads),
-        experimental_op_resolver_type=RESOLVER,
+        experimental_op_resolver_type=KERNELS[kernels],
         experimental_preserve_all_tensors=preserve_all_tensors,
     )
     interp.allocate_tensors()

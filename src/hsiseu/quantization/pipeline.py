@@ -51,12 +51,12 @@ def _report(cm: np.ndarray) -> dict[str, Any]:
     return report
 
 
-def _evaluate(model, content: bytes, config: Mapping[str, Any], splits) -> dict[str, Any]:
+def _evaluate(model, content: bytes, config: Mapping[str, Any], splits, kernels: str) -> dict[str, Any]:
     from hsiseu.quantization.interpreter import make_interpreter, tflite_predictor
     from hsiseu.training import split_dataset
 
     n_classes = int(config["model"]["n_classes"])
-    predict_q = tflite_predictor(make_interpreter(content))
+    predict_q = tflite_predictor(make_interpreter(content, kernels=kernels))
     out: dict[str, Any] = {"float": {}, "int8": {}, "agreement": {}}
     for split in splits:
         res = compare_predictors(keras_predictor(model), predict_q, split_dataset(config, split), n_classes)
@@ -92,7 +92,10 @@ def quantize_pruned(
     from hsiseu.quantization.recovery import bias_correction
     from hsiseu.training import configure_tensorflow
 
+    from hsiseu.quantization.interpreter import check_kernels
+
     qcfg = config["quantization"]
+    kernels = check_kernels(qcfg["kernels"])
     seed = int(config["seed"])
     configure_tensorflow(threads, seed)
     model_path = Path(model_path)
@@ -104,8 +107,8 @@ def quantize_pruned(
     log.info("%s: quantizing with %d representative training images", af, len(samples))
     content = quantize_int8(model, samples)
     splits = ("validation", "test")
-    ev = _evaluate(model, content, config, splits)
-    log.info("%s int8: test Global IoU %.2f (float %.2f), agreement %.3f %%", af,
+    ev = _evaluate(model, content, config, splits, kernels)
+    log.info("%s int8 (%s kernels): test Global IoU %.2f (float %.2f), agreement %.3f %%", af, kernels,
              ev["int8"]["test"]["global_iou"], ev["float"]["test"]["global_iou"], ev["agreement"]["test"])
 
     rcfg = qcfg["recovery"]
@@ -115,8 +118,8 @@ def quantize_pruned(
     recovery: dict[str, Any] = {"method": method, "min_drop": float(rcfg["min_drop"]), "applied": False,
                                 "validation_drop": _drop(ev, "validation")}
     if method == "bias_correction" and recovery["validation_drop"] > recovery["min_drop"]:
-        corrected, layers = bias_correction(convert_float(model), content, samples)
-        ev2 = _evaluate(model, corrected, config, splits)
+        corrected, layers = bias_correction(convert_float(model), content, samples, kernels=kernels)
+        ev2 = _evaluate(model, corrected, config, splits, kernels)
         # Bias correction's aim is to make the int8 model compute what the float one does, so it
         # is judged by agreement with the float model on validation: label-free and, on a small
         # split, far less noisy than a difference of two IoUs.
@@ -137,6 +140,7 @@ def quantize_pruned(
     metrics = {
         "af": af,
         "stage": "quantized",
+        "kernels": kernels,
         "representative_samples": len(samples),
         "ops": op_counts(content),
         "integer_only": True,  # quantize_int8 raises otherwise

@@ -13,6 +13,11 @@ measured on the corrected model, so corrections do not double-count upstream shi
 scales (input scale x weight scale) stay as the converter chose them: this is "shift the float
 bias, then re-quantize the bias" with the quantization grid held fixed.
 
+The int8 outputs are measured with the kernels the model will run on (``kernels``, the config's
+``quantization.kernels``), read as the output of the slice of operators up to the layer (the
+XNNPACK delegate does not write intermediate tensors back); the float model's are read with the
+builtin kernels, whose intermediate tensors are kept.
+
 Where the activation is fused into the convolution (ReLU, and hard sigmoid's RELU6), the output
 is clipped; positions where the int8 output sits at a clip level (-128 or 127) carry no
 information about the pre-activation shift and are left out of the mean.
@@ -28,6 +33,7 @@ from tqdm import tqdm
 
 from hsiseu.quantization.graph import operators, tensor_data, tensor_scales
 from hsiseu.quantization.interpreter import dequantize, make_interpreter, quantize_input
+from hsiseu.quantization.slices import Slicer
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,7 @@ def _run(interp, x: np.ndarray, tensor: int, quantized: bool) -> np.ndarray:
 
 
 def bias_correction(
-    float_tflite: bytes, int8_tflite: bytes, calibration: np.ndarray
+    float_tflite: bytes, int8_tflite: bytes, calibration: np.ndarray, *, kernels: str
 ) -> tuple[bytes, list[dict]]:
     """The int8 model with corrected biases, and one record per layer (shift applied, in LSB and
     in output units, before and after)."""
@@ -60,7 +66,7 @@ def bias_correction(
     if calibration.ndim != 4 or len(calibration) == 0:
         raise ValueError(f"bias correction needs calibration images (N, H, W, bands), got {calibration.shape}")
     buf = bytearray(int8_tflite)
-    ref = make_interpreter(float_tflite, preserve_all_tensors=True)
+    ref = make_interpreter(float_tflite, kernels="builtin", preserve_all_tensors=True)
     ref_index = {d["name"]: d["index"] for d in ref.get_tensor_details()}
     batch = int(ref.get_input_details()[0]["shape"][0])
     records = []
@@ -74,7 +80,8 @@ def bias_correction(
         if op.output_name not in ref_index:
             records.append(dict(record, skipped="no float counterpart of the output tensor"))
             continue
-        q = make_interpreter(bytes(buf), preserve_all_tensors=True)
+        prefix, _ = Slicer(buf).submodel(0, op.index + 1, batch=batch, outputs=[op.outputs[0]])
+        q = make_interpreter(prefix, kernels=kernels)
         out_detail = next(d for d in q.get_tensor_details() if d["index"] == op.outputs[0])
         channels = int(out_detail["shape"][-1])
         sums = np.zeros(channels)

@@ -12,6 +12,7 @@ import pandas as pd
 from hsiseu.deployment import PAPER_KV260, deployment_table_from_files, paper_dpu_efficiency
 from hsiseu.io import read_json
 from hsiseu.reporting.tables import iou_table, write_table
+from hsiseu.quantization.interpreter import KERNEL_LABELS, kernels_of
 from hsiseu.settings import AF_LABELS
 
 __all__ = ["int8_iou_table", "write_table3", "write_table4"]
@@ -55,8 +56,10 @@ def write_table3(paths_by_af: Mapping[str, str | os.PathLike[str]], csv: str, md
                     for af, m in metrics.items())
     write_table(
         table, csv, md,
-        title="Table III: IoU (%) of the pruned full-int8 models on the test split (LiteRT)",
+        title=f"Table III: IoU (%) of the pruned full-int8 models on the test split (LiteRT, {kernels_of(metrics)} kernels)",
         notes=[
+            f"Kernels: {KERNEL_LABELS[kernels_of(metrics)]} (config quantization.kernels), the same for "
+            "int8 evaluation, throughput and fault injection.",
             "Agreement with float: % of test pixels the int8 model gives the same class as the "
             "float pruned model it was quantized from.",
             _recovery_note(metrics),
@@ -69,6 +72,7 @@ def write_table3(paths_by_af: Mapping[str, str | os.PathLike[str]], csv: str, md
 def write_table4(paths_by_af: Mapping[str, str | os.PathLike[str]], deployment: Mapping[str, Any],
                  csv: str, md: str) -> pd.DataFrame:
     table = deployment_table_from_files(paths_by_af, deployment)
+    kernels = kernels_of({af: read_json(p) for af, p in paths_by_af.items()})
     opc, clock = int(deployment["dpu_ops_per_cycle"]), float(deployment["dpu_clock_mhz"]) * 1e6
     implied = ", ".join(f"{AF_LABELS[af]} {paper_dpu_efficiency(af, ops_per_cycle=opc, clock_hz=clock):.3f}"
                         for af in PAPER_KV260 if af in paths_by_af)
@@ -76,9 +80,9 @@ def write_table4(paths_by_af: Mapping[str, str | os.PathLike[str]], deployment: 
         table, csv, md,
         title="Table IV: deployment characterization of the pruned int8 models",
         notes=[
-            "LiteRT: builtin int8 kernels without the default XNNPACK delegate (the resolver used "
-            "for evaluation and fault injection); Keras: the float32 pruned model. FPS = repeated "
-            "inferences of one test image after a warm-up run.",
+            f"LiteRT: {KERNEL_LABELS[kernels]} (config quantization.kernels, as for evaluation and "
+            "fault injection); Keras: the float32 pruned model. FPS = repeated inferences of one "
+            "test image after a warm-up run.",
             f"DPU estimate: {opc} ops/cycle x {deployment['dpu_clock_mhz']} MHz x efficiency "
             f"{deployment['dpu_efficiency']} / (2 x MACs per frame). Efficiencies implied by the "
             f"paper's own FPS and OPS (Tables II, IV): {implied}. A model with sigmoid activations "

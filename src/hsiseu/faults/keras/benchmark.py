@@ -27,16 +27,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-__all__ = ["main", "spread_blocks", "flop_shares"]
-
-
-def spread_blocks(n_total: int, n_blocks: int, size: int) -> list[tuple[int, int]]:
-    """``n_blocks`` contiguous [start, stop) blocks of ``size`` faults at evenly spaced offsets
-    of a list of ``n_total`` (the whole list when they would cover it)."""
-    if n_blocks * size >= n_total:
-        return [(0, n_total)]
-    starts = [int(round(i * (n_total - size) / max(n_blocks - 1, 1))) for i in range(n_blocks)]
-    return [(a, a + size) for a in starts]
+__all__ = ["main", "flop_shares"]
 
 
 def flop_shares(graph, faults) -> np.ndarray:
@@ -59,16 +50,6 @@ def flop_shares(graph, faults) -> np.ndarray:
     return out
 
 
-def _timed(run, faults, chunk: int) -> tuple[list, float, float]:
-    """Predictions, wall seconds and CPU seconds of this process (with one TensorFlow thread the
-    CPU time does not grow when other jobs load the machine: the stable figure)."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    preds = []
-    for s in range(0, len(faults), chunk):
-        preds.extend(run(faults[s : s + chunk]))
-    return preds, time.perf_counter() - t0, time.process_time() - c0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hsiseu faults-benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="config/config.yaml", help="workflow config (data and faults sections)")
@@ -83,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=None, help="faults per run call (default: config checkpoint_faults)")
     args = parser.parse_args(argv)
 
+    from hsiseu.faults.benchmark import spread_blocks, take_turns, timed as timed_run
     from hsiseu.faults.outcomes import outcome_of
     from hsiseu.faults.tasks import test_data
     from hsiseu.training import configure_tensorflow
@@ -123,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     golden = naive.classes
 
     def timed(run, sample) -> tuple[list, float, float]:
-        preds, wall, cpu = _timed(run, sample, chunk)
+        preds, wall, cpu = timed_run(run, sample, chunk)
         return preds, wall / len(sample), cpu / len(sample)
 
     cold = timed(fast.run, faults)
@@ -134,14 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine.seconds.clear()
     # the loops take turns chunk by chunk, so that a drift of the machine's speed (shared cores)
     # reaches all of them alike
-    loops = {"naive": naive.run, "reference": reference.run, "fast": fast.run}
-    turns: dict[str, list] = {name: [[], 0.0, 0.0] for name in loops}
-    for s in range(0, len(faults), chunk):
-        for name, run in loops.items():
-            preds, wall, cpu = _timed(run, faults[s : s + chunk], chunk)
-            turns[name][0].extend(preds)
-            turns[name][1] += wall / len(faults)
-            turns[name][2] += cpu / len(faults)
+    turns = take_turns({"naive": naive.run, "reference": reference.run, "fast": fast.run}, faults, chunk)
     rows: list[tuple[str, float, float, list]] = [("naive compiled loop (TF defaults)", *turns["naive"][1:], turns["naive"][0])]
     if predict is not None:
         few = faults[: args.predict_faults]

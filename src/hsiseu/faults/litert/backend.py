@@ -2,10 +2,10 @@
 
 Parameter sets are the int8 weights and int32 biases of the weight operators
 (:mod:`~hsiseu.faults.litert.sets`; 56 for the paper's U-Net), plus the other constants with
-``include_other_constants``. Engines: ``fast`` (in-place flips, delayed start, fault dropping,
-batching), ``inplace`` (in-place flips and delayed start only) and ``reference`` (flipped bytes,
-new interpreter per fault); all three give identical outcomes. The config's ``faults.batch_size``
-does not apply: the int8 engines do not batch faults (see ``litert.fast``).
+``include_other_constants``. Engines: ``fast`` (delayed start, only the faulty operator rebuilt
+or flipped in place, fault dropping, memo; see ``litert.fast``) and ``reference`` (flipped bytes,
+new interpreter per fault); both run the kernels named by ``kernels`` (the config's
+``quantization.kernels``) and give identical outcomes.
 """
 
 from __future__ import annotations
@@ -23,27 +23,27 @@ from hsiseu.faults.litert.sets import int8_parameter_sets, tensor_values
 from hsiseu.faults.outcomes import Prediction
 from hsiseu.faults.paramsets import ParameterSet
 from hsiseu.faults.shared import check_fault_sets
+from hsiseu.quantization.interpreter import DEFAULT_KERNELS, check_kernels
 
 __all__ = ["TFLiteBackend", "ENGINES"]
 
-ENGINES = ("fast", "inplace", "reference")
+ENGINES = ("fast", "reference")
 
 
 class TFLiteBackend:
     """An int8 ``.tflite`` model on fixed test images, injectable through any engine."""
 
-    def __init__(self, content: bytes, x: np.ndarray, *, engine: str = "fast",
+    def __init__(self, content: bytes, x: np.ndarray, *, kernels: str = DEFAULT_KERNELS, engine: str = "fast",
                  include_other_constants: bool = False) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown int8 fault-injection engine {engine!r}; expected one of {ENGINES}")
+        self.kernels = check_kernels(kernels)
         self.content = bytes(content)
         self.tensor_sets = int8_parameter_sets(self.content, include_other_constants=include_other_constants)
         self._by_name = {s.pset.name: s for s in self.tensor_sets}
         self.engine_name = engine
-        if engine == "reference":
-            self.engine: FastEngine | ReferenceEngine = ReferenceEngine(self.content, x, self.tensor_sets)
-        else:
-            self.engine = FastEngine(self.content, x, self.tensor_sets, mode=engine)
+        engines = {"reference": ReferenceEngine, "fast": FastEngine}
+        self.engine: FastEngine | ReferenceEngine = engines[engine](self.content, x, self.tensor_sets, kernels=kernels)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], x: np.ndarray, **kwargs) -> "TFLiteBackend":

@@ -1,8 +1,8 @@
-"""Running an int8 model (or a slice of it) on the campaign's test images.
+"""Running an int8 model, or slices of it, on the campaign's test images with the chosen kernels.
 
-Every interpreter comes from :func:`hsiseu.quantization.interpreter.make_interpreter` (LiteRT's
-builtin kernels, no default delegate), for fault-free and faulty runs alike, so that their
-outputs are comparable bit for bit. The test images are quantized once, by the model's own input
+Every interpreter comes from :func:`hsiseu.quantization.interpreter.make_interpreter` with the
+config's ``quantization.kernels``, for fault-free and faulty runs alike, so that their outputs
+are comparable bit for bit. The test images are quantized once, by the model's own input
 quantization.
 """
 
@@ -12,10 +12,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from hsiseu.faults.bitflip import flip_bits
+from hsiseu.faults.bitflip import flip_at, flip_bits
+from hsiseu.quantization.graph import tensor_data
 from hsiseu.quantization.interpreter import make_interpreter, quantize_input
+from hsiseu.quantization.slices import Slice, Slicer
 
-__all__ = ["quantized_images", "full_run", "activation_cache", "set_inputs", "flip_in_place"]
+__all__ = ["Part", "quantized_images", "full_run", "set_inputs", "flip_in_place"]
 
 
 def quantized_images(interp, x: np.ndarray) -> np.ndarray:
@@ -39,22 +41,6 @@ def full_run(interp, xq: np.ndarray) -> np.ndarray:
     return np.concatenate(outs, axis=0)
 
 
-def activation_cache(content: bytes, xq: np.ndarray, tensors: set[int]) -> dict[int, np.ndarray]:
-    """Fault-free values of ``tensors`` (activations), stacked over the images, and the model
-    output under the key ``-1``."""
-    interp = make_interpreter(content, preserve_all_tensors=True)
-    inp = interp.get_input_details()[0]["index"]
-    out = interp.get_output_details()[0]["index"]
-    parts: dict[int, list[np.ndarray]] = {t: [] for t in (*tensors, -1)}
-    for i in range(len(xq)):
-        interp.set_tensor(inp, xq[i : i + 1])
-        interp.invoke()
-        for t in tensors:
-            parts[t].append(interp.get_tensor(t).copy())
-        parts[-1].append(interp.get_tensor(out).copy())
-    return {t: np.concatenate(v, axis=0) for t, v in parts.items()}
-
-
 def set_inputs(interp, values: Mapping[int, np.ndarray]) -> None:
     for t, v in values.items():
         interp.set_tensor(t, v)
@@ -62,7 +48,51 @@ def set_inputs(interp, values: Mapping[int, np.ndarray]) -> None:
 
 def flip_in_place(interp, tensor: int, index: int, bit: int) -> None:
     """Flip one bit of a tensor inside a live interpreter, through its buffer (no view is kept:
-    the interpreter refuses to run while one exists). Flipping again restores it."""
+    the interpreter refuses to run while one exists). Flipping again restores it. Reaches the
+    computation only with kernels that read the tensor at every invoke (``packs_weights``)."""
     view = interp.tensor(tensor)().reshape(-1)
     view[index] = flip_bits(view[index : index + 1], bit)[0]
     del view
+
+
+class Part:
+    """Operators ``[start, stop)`` of a model as a live interpreter (all test images as one
+    batch), with the inputs it reads from outside set to their fault-free values."""
+
+    def __init__(self, slicer: Slicer, start: int, stop: int, batch: int, kernels: str,
+                 inputs: Mapping[int, np.ndarray], outputs=None) -> None:
+        self.content, self.io = slicer.submodel(start, stop, batch=batch, outputs=outputs)
+        self.io: Slice
+        self.kernels = kernels
+        self._where: dict[int, tuple[int, np.dtype, int]] = {}
+        self.interp = make_interpreter(self.content, kernels=kernels)
+        self.inputs = {t: inputs[t] for t in self.io.inputs}
+        set_inputs(self.interp, self.inputs)
+
+    def flipped(self, tensor: int, index: int, bit: int) -> bytearray:
+        """The slice's bytes with one bit of a constant flipped (where it lies is found once)."""
+        if tensor not in self._where:
+            buf = bytearray(self.content)
+            view = tensor_data(buf, tensor).reshape(-1)
+            offset = view.ctypes.data - np.frombuffer(buf, dtype=np.uint8).ctypes.data
+            self._where[tensor] = (offset, view.dtype, view.size)
+            del view
+        offset, dtype, count = self._where[tensor]
+        buf = bytearray(self.content)
+        flip_at(np.frombuffer(buf, dtype=dtype, count=count, offset=offset), index, bit)
+        return buf
+
+    def run(self, interp=None, changed: Mapping[int, np.ndarray] | None = None) -> dict[int, np.ndarray]:
+        """Outputs of the slice (copies) with some inputs changed for this call only; ``interp``
+        is another interpreter of the same slice (built from flipped bytes)."""
+        if interp is None:
+            interp = self.interp
+        else:
+            set_inputs(interp, self.inputs)
+        if changed:
+            set_inputs(interp, changed)
+        interp.invoke()
+        out = {t: interp.get_tensor(t).copy() for t in self.io.outputs}
+        if changed and interp is self.interp:
+            set_inputs(interp, {t: self.inputs[t] for t in changed})
+        return out

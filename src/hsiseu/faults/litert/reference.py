@@ -33,9 +33,10 @@ def flipped_model(content: bytes, tensor: int, index: int, bit: int) -> bytearra
 
 
 class ReferenceEngine:
-    def __init__(self, content: bytes, x: np.ndarray, sets: Sequence[TensorSet]) -> None:
+    def __init__(self, content: bytes, x: np.ndarray, sets: Sequence[TensorSet], *, kernels: str) -> None:
         self.content = bytes(content)
-        interp = make_interpreter(self.content)
+        self.kernels = kernels
+        interp = make_interpreter(self.content, kernels=kernels)
         self.xq = quantized_images(interp, x)
         self.scores = full_run(interp, self.xq)
         self.classes = classes_from_scores(self.scores)
@@ -44,5 +45,5 @@ class ReferenceEngine:
     def run(self, faults: Sequence[Fault]) -> Iterator[Prediction]:
         for fault in faults:
             model = flipped_model(self.content, self.tensor_of[fault.set], fault.index, fault.bit)
-            out = full_run(make_interpreter(model), self.xq)
+            out = full_run(make_interpreter(model, kernels=self.kernels), self.xq)
             yield prediction_from_scores(out)
