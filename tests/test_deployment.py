@@ -64,7 +64,8 @@ def test_table4_flags_sigmoid_on_the_cpu_and_shows_paper_power_as_reference():
     assert table.loc["B4096 DPU estimate (FPS)", "ReLU"] == pytest.approx(4096 * 300e6 * 0.16 / 2e9, abs=0.01)
 
 
-def test_litert_throughput_runs_the_int8_model():
+@pytest.mark.parametrize("kernels", ["xnnpack", "builtin"])
+def test_litert_throughput_runs_the_int8_model(kernels):
     import numpy as np
 
     from hsiseu.deployment import litert_fps
@@ -73,4 +74,4 @@ def test_litert_throughput_runs_the_int8_model():
 
     model = build_unet(height=32, width=64, bands=25, n_classes=5, af="relu", pools=2, base_filters=4, seed=0)
     x = np.random.default_rng(0).random((2, 32, 64, 25), dtype=np.float32)
-    assert litert_fps(quantize_int8(model, x), x[0], threads=1, repeats=3) > 0
+    assert litert_fps(quantize_int8(model, x), x[0], kernels=kernels, threads=1, repeats=3) > 0

@@ -187,3 +187,16 @@ def test_quantized_model_has_no_shared_parameter_buffers(int8_models):
     from hsiseu.quantization.graph import shared_buffers
 
     assert all(not shared_buffers(c) for c in int8_models.values())
+
+
+def test_the_schema_offers_exactly_the_kernels_the_interpreter_knows():
+    import yaml
+
+    from conftest import REPO
+    from hsiseu.quantization.interpreter import DEFAULT_KERNELS
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    kernels = schema["properties"]["quantization"]["properties"]["kernels"]
+    assert sorted(kernels["enum"]) == sorted(KERNELS) and kernels["default"] == DEFAULT_KERNELS
+    for name in ("config.yaml", "paper.yaml"):
+        assert yaml.safe_load((REPO / "config" / name).read_text())["quantization"]["kernels"] == DEFAULT_KERNELS

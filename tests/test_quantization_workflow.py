@@ -26,7 +26,30 @@ def test_table3_and_table4_are_built_from_trained_pruned_quantized_models(tiny_r
     table4 = pd.read_csv(workflow_copy / "reports/tables/table4_deployment.csv", index_col=0)
     assert table4.loc["Activation on the CPU (not on the DPU)", "Sigmoid"] == "LOGISTIC"
     assert table4.loc["Power (W), ours", "ReLU"] == "not measured"
-    assert "Table III" in (workflow_copy / "reports/tables/table3_iou_int8.md").read_text()
+    md = (workflow_copy / "reports/tables/table3_iou_int8.md").read_text()
+    assert "Table III" in md and f"{cfg['quantization']['kernels']} kernels" in md
+    for af in cfg["afs"]:
+        assert read_json(workflow_copy / f"results/{af}/quantized/metrics.json")["kernels"] == cfg["quantization"]["kernels"]
+        assert read_json(workflow_copy / f"results/{af}/quantized/throughput.json")["kernels"] == cfg["quantization"]["kernels"]
+
+    # Another kernel choice redoes every int8 result, and nothing of the float models.
+    import copy
+    import re
+
+    from conftest import run_snakemake, write_config
+
+    other = copy.deepcopy(cfg)
+    other["quantization"]["kernels"] = "builtin" if cfg["quantization"]["kernels"] == "xnnpack" else "xnnpack"
+    path = write_config(workflow_copy, other, "other_kernels.yaml")
+    proc = run_snakemake(workflow_copy, "-n", "--configfile", str(path), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    jobs = set(re.findall(r"^(?:local)?rule (\w+):", text, flags=re.M))
+    assert {"quantize", "throughput", "table3", "table4", "fault_shard"} <= jobs
+    assert not {"train", "prune_iteration"} & jobs
+    outputs = re.findall(r"output: ([^\n]+)", text)
+    shards = [o for o in outputs if "/faults/shards/" in o]
+    assert shards and all("/quantized/" in o for o in shards)
 
 
 def test_table3_and_table4_are_targets_of_their_own(workflow_copy):

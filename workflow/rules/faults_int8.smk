@@ -12,6 +12,8 @@ rule fig7_int8_bitflip_heatmap:
             caption="../report/fig7.rst",
             category="Figures",
         ),
+    params:
+        kernels=config["quantization"]["kernels"],
     log:
         "logs/report/fig7_{af}.log",
     conda:
@@ -31,6 +33,7 @@ rule fig8_int8_mean_bitflip_error:
         ),
     params:
         afs=AFS,
+        kernels=config["quantization"]["kernels"],
     log:
         "logs/report/fig8.log",
     conda:

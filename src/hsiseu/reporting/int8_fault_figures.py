@@ -70,12 +70,13 @@ def bias_weight_split(cells: pd.DataFrame) -> pd.Series:
     })
 
 
-def fig7_from_files(cells_csv: str, out: str, *, af: str) -> None:
+def fig7_from_files(cells_csv: str, out: str, *, af: str, kernels: str) -> None:
     cells = pd.read_csv(cells_csv)
     int8_heatmap(cells, out, title=f"Bit-flip error rate (%), pruned int8 {AF_LABELS.get(af, af)} model "
-                                  "(weights 8 bits, biases 32 bits)")
+                                  f"(weights 8 bits, biases 32 bits; LiteRT {kernels} kernels)")
 
 
-def fig8_from_files(cells_csvs: Mapping[str, str], out: str) -> pd.DataFrame:
+def fig8_from_files(cells_csvs: Mapping[str, str], out: str, *, kernels: str) -> pd.DataFrame:
     return mean_error_by_set({af: pd.read_csv(p) for af, p in cells_csvs.items()}, out,
-                             title="Mean bit-flip error rate per parameter set, pruned int8 models")
+                             title=f"Mean bit-flip error rate per parameter set, pruned int8 models "
+                                   f"(LiteRT {kernels} kernels)")
