@@ -265,3 +265,26 @@ def test_benchmark_times_both_naive_loops_and_the_engine_on_the_same_faults(mode
     tensor_of = {s.pset.name: s.tensor for s in sets}
     assert np.array_equal(NaiveRebuild(content, xq, tensor_of, None).golden,
                           NaiveRebuild(content, xq, tensor_of, "xnnpack").golden)
+
+
+def test_the_paper_structure_has_56_int8_sets_and_both_engines_agree_on_it():
+    """The paper's U-Net (5 pooling levels): 28 convolutions, so 56 sets, q_w bits 0..7 and q_b
+    bits 0..31 (the paper's Section III-C). The structure, not the width, fixes the count, so a
+    2-filter base keeps the test fast."""
+    model = build_unet(height=32, width=64, bands=25, n_classes=5, af="relu", pools=5, base_filters=2, seed=0)
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape).astype("float32"))
+    content = quantize_int8(model, CALIB)
+    sets = int8_parameter_sets(content)
+    assert len(sets) == 56
+    assert {s.pset.n_bits for s in sets if s.pset.kind == "kernel"} == {8}
+    assert {s.pset.n_bits for s in sets if s.pset.kind == "bias"} == {32}
+    fast = TFLiteBackend(content, X[:1], engine="fast", kernels="xnnpack")
+    ref = TFLiteBackend(content, X[:1], engine="reference", kernels="xnnpack")
+    faults = faultlist.faults_of(faultlist.generate(fast.parameter_sets(), sampling={"fixed_n": 1}, bits=[6, 30],
+                                                    seed=4))
+    labelled = np.ones(ref.golden().shape, bool)
+    assert [outcome_of(fast.golden(), p, labelled) for p in fast.run(faults)] == \
+        [outcome_of(ref.golden(), p, labelled) for p in ref.run(faults)]
