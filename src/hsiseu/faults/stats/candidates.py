@@ -1,0 +1,192 @@
+"""Population units and their candidate faults, in a seeded order that every run is a prefix of.
+
+Why units. Leveugle's n is a sample size for *one* population; which population is a choice
+(Ruospo et al., DATE 2023):
+
+- ``cell``: one (parameter set, bit); N = the set's size (one fault per value for that bit).
+  The per-(set, bit) estimates the figures show; today's fault list.
+- ``set``: one parameter set, the bit drawn uniformly per fault: the population is its
+  (value, bit) pairs, N = size x bits. The paper's literal "1550 soft errors per parameter set".
+- ``network``: every (set, value, bit) triple of the model, N = their sum. One estimate for the
+  whole model (per-set figures become anecdotal).
+
+Why a seeded order. Each unit draws its candidates -- its Leveugle list (at p = 1/2 for
+``adaptive``, at the configured p for ``leveugle``, ``fixed_n`` for ``fixed``), capped at N --
+without replacement in a uniformly random order from its own stream; ``rank`` is the position in
+that order. Any prefix is then itself a uniformly random without-replacement sample, which is
+what the confidence sequence assumes, and adaptive sampling runs a prefix of each unit. A
+``cell`` unit uses faultlist's stream ``SeedSequence([seed, set order, bit])`` and
+``Generator.choice``'s draw, so its candidates *as a set* are exactly the faults
+:func:`hsiseu.faults.faultlist.generate` draws for that cell with the same sample size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hsiseu.faults.faultlist import bits_for
+from hsiseu.faults.paramsets import ParameterSet
+from hsiseu.faults.sampling import leveugle_n
+from hsiseu.faults.stats.adaptive import METHODS, MIN_ROUND, UnitState
+
+__all__ = ["POPULATIONS", "UNIT_COLUMNS", "CANDIDATE_COLUMNS", "method_of", "population_of", "unit_sample_size",
+           "units", "candidate_faults", "unit_state", "pending_faults"]
+
+POPULATIONS = ("cell", "set", "network")
+UNIT_COLUMNS = ("unit", "set", "bit", "population", "candidates")
+CANDIDATE_COLUMNS = ("fault", "set", "bit", "index", "unit", "rank")
+
+#: third SeedSequence word of the ``set`` and ``network`` streams: above every bit number, so no
+#: stream coincides with a cell's ``[seed, order, bit]`` (SeedSequence pads short entropy with
+#: zeros, hence three words everywhere).
+_SET_STREAM, _NETWORK_STREAM = 1000, 1001
+#: the ``bit`` of a unit that mixes bits (``set``, ``network``) and the ``set`` of ``network``.
+ANY_BIT, ANY_SET = -1, "*"
+
+
+def method_of(sampling: Mapping[str, Any]) -> str:
+    """``faults.sampling.method``; without it, today's rule: ``fixed`` when ``fixed_n`` is set,
+    else ``leveugle`` (the same choice as :func:`hsiseu.faults.sampling.cell_sample_size`)."""
+    method = sampling.get("method")
+    if method is None:
+        method = "fixed" if sampling.get("fixed_n") is not None else "leveugle"
+    if method not in METHODS:
+        raise ValueError(f"unknown faults.sampling.method {method!r}; expected one of {METHODS}")
+    return str(method)
+
+
+def population_of(sampling: Mapping[str, Any]) -> str:
+    """``faults.sampling.population``; ``cell`` (today's per-(set, bit) list) when absent."""
+    population = str(sampling.get("population") or "cell")
+    _check_population(population)
+    return population
+
+
+def unit_sample_size(population: int, sampling: Mapping[str, Any]) -> int:
+    """Candidates of a unit of ``population`` faults: ``fixed_n`` (fixed), Leveugle's n at the
+    configured p (leveugle) or at p = 1/2 (adaptive: the most it may run); never more than N."""
+    method = method_of(sampling)
+    if method == "fixed":
+        if sampling.get("fixed_n") is None:
+            raise ValueError("faults.sampling.method fixed needs fixed_n")
+        n = int(sampling["fixed_n"])
+    else:
+        p = 0.5 if method == "adaptive" else float(sampling.get("p", 0.5))
+        n = leveugle_n(population, float(sampling["error_margin"]), float(sampling["confidence"]), p)
+    return min(n, int(population))
+
+
+def _check_population(population: str) -> None:
+    if population not in POPULATIONS:
+        raise ValueError(f"unknown faults.sampling.population {population!r}; expected one of {POPULATIONS}")
+
+
+def _unit_rows(sets: Sequence[ParameterSet], bits: Sequence[int] | None, population: str):
+    """(label, set order or None, set, bit, [(set order, pset, bits)]) per unit, in file order."""
+    _check_population(population)
+    chosen = [(order, pset, bits_for(pset, bits)) for order, pset in enumerate(sets)]
+    chosen = [(order, pset, b) for order, pset, b in chosen if b and pset.size]
+    if population == "cell":
+        return [(f"{pset.name}:{bit}", order, pset.name, bit, [(order, pset, [bit])])
+                for order, pset, b in chosen for bit in b]
+    if population == "set":
+        return [(pset.name, order, pset.name, ANY_BIT, [(order, pset, b)]) for order, pset, b in chosen]
+    return [("network", None, ANY_SET, ANY_BIT, chosen)] if chosen else []
+
+
+def _size(members) -> int:
+    return sum(pset.size * len(b) for _, pset, b in members)
+
+
+def units(sets: Sequence[ParameterSet], bits: Sequence[int] | None, population: str,
+          sampling: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per unit (columns :data:`UNIT_COLUMNS`): its label, set (``*`` for network),
+    bit (-1 when bits are mixed), population N and candidates (the most faults it runs)."""
+    rows = []
+    for label, _, name, bit, members in _unit_rows(sets, bits, population):
+        size = _size(members)
+        rows.append({"unit": label, "set": name, "bit": bit, "population": size,
+                     "candidates": unit_sample_size(size, sampling)})
+    return pd.DataFrame(rows, columns=list(UNIT_COLUMNS)).astype(
+        {"bit": np.int64, "population": np.int64, "candidates": np.int64})
+
+
+def _ordered_sample(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
+    """n of 0..size-1 without replacement, in a uniformly random order (a prefix of a random
+    permutation). ``choice`` shuffles its draw, so the order is uniform as well as the set."""
+    if n >= size:
+        return rng.permutation(size).astype(np.int64)
+    return rng.choice(size, size=n, replace=False).astype(np.int64)
+
+
+def candidate_faults(sets: Sequence[ParameterSet], bits: Sequence[int] | None, population: str,
+                     sampling: Mapping[str, Any], seed: int) -> pd.DataFrame:
+    """Every unit's candidates (columns :data:`CANDIDATE_COLUMNS`), units in file order (sets in
+    graph order, bits high to low), each by ``rank``; ``fault`` numbers the rows 0.., so the
+    frame is a fault list and the prefix ``rank < k`` of a unit is its first k faults."""
+    names, bit_cols, index_cols, labels, ranks = [], [], [], [], []
+    for label, order, _, _, members in _unit_rows(sets, bits, population):
+        size = _size(members)
+        n = unit_sample_size(size, sampling)
+        if population == "cell":
+            entropy = [int(seed), order, members[0][2][0]]  # faultlist's stream for the cell
+        elif population == "set":
+            entropy = [int(seed), order, _SET_STREAM]
+        else:
+            entropy = [int(seed), 0, _NETWORK_STREAM]
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
+        k = _ordered_sample(rng, size, n)
+        # k -> (set, value, bit): members are laid out one after the other, each as value-major
+        # (value, bit) pairs, bits high to low.
+        if len(members) == 1:
+            member = np.zeros(len(k), dtype=np.int64)
+            starts = np.zeros(1, dtype=np.int64)
+        else:
+            starts = np.cumsum([0] + [pset.size * len(b) for _, pset, b in members])
+            member = np.searchsorted(starts, k, side="right") - 1
+        set_names = np.array([pset.name for _, pset, _ in members], dtype=object)
+        widths = np.array([len(b) for _, _, b in members], dtype=np.int64)
+        bit_table = np.full((len(members), max(widths)), -1, dtype=np.int64)
+        for j, (_, _, b) in enumerate(members):
+            bit_table[j, :len(b)] = b
+        local = k - starts[member]
+        names.append(set_names[member])
+        index_cols.append(local // widths[member])
+        bit_cols.append(bit_table[member, local % widths[member]])
+        labels.append(np.full(len(k), label, dtype=object))
+        ranks.append(np.arange(len(k), dtype=np.int64))
+
+    def joined(parts: list[np.ndarray], dtype) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+    rank = joined(ranks, np.int64)
+    return pd.DataFrame({
+        "fault": np.arange(len(rank), dtype=np.int64),
+        "set": pd.Series(joined(names, object), dtype=object),
+        "bit": joined(bit_cols, np.int64),
+        "index": joined(index_cols, np.int64),
+        "unit": pd.Series(joined(labels, object), dtype=object),
+        "rank": rank,
+    }, columns=list(CANDIDATE_COLUMNS))
+
+
+def unit_state(unit: Mapping[str, Any], sampling: Mapping[str, Any]) -> UnitState:
+    """A fresh :class:`~hsiseu.faults.stats.adaptive.UnitState` for a row of :func:`units`."""
+    return UnitState(int(unit["population"]), method=method_of(sampling),
+                     error_margin=float(sampling.get("error_margin", "nan")),
+                     confidence=float(sampling["confidence"]), candidates=int(unit["candidates"]),
+                     min_round=int(sampling.get("min_round", MIN_ROUND)))
+
+
+def pending_faults(candidates: pd.DataFrame, states: Mapping[str, UnitState]) -> pd.DataFrame:
+    """The rows of ``candidates`` (a :func:`candidate_faults` frame) that the units' next rounds
+    run: for each unit in ``states``, the ranks of :meth:`UnitState.next_round`. Empty when
+    every unit is done."""
+    start = candidates["unit"].map({u: s.next_round().start for u, s in states.items()})
+    stop = candidates["unit"].map({u: s.next_round().stop for u, s in states.items()})
+    keep = start.notna() & (candidates["rank"] >= start) & (candidates["rank"] < stop)
+    return candidates.loc[keep.to_numpy(dtype=bool)].reset_index(drop=True)
