@@ -47,6 +47,9 @@ rule fault_merge:
     output:
         outcomes="results/{af}/{stage}/faults/outcomes.csv",
         cells="results/{af}/{stage}/faults/cells.csv",
+        faults_run="results/{af}/{stage}/faults/faults_run.csv",
+    params:
+        config=fault_list_config,
     log:
         "logs/faults/{af}_{stage}_merge.log",
     conda:
@@ -66,6 +69,7 @@ rule fig2_bitflip_heatmap:
         ),
     params:
         bits=config["faults"]["heatmap_bits"],
+        margin=config["faults"]["sampling"]["error_margin"],
     log:
         "logs/report/fig2_{af}_{stage}.log",
     conda:

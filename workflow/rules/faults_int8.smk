@@ -14,6 +14,7 @@ rule fig7_int8_bitflip_heatmap:
         ),
     params:
         kernels=config["quantization"]["kernels"],
+        margin=config["faults"]["sampling"]["error_margin"],
     log:
         "logs/report/fig7_{af}.log",
     conda:

@@ -9,4 +9,5 @@ with log_to(snakemake.log[0]):
         bits=snakemake.params.bits,
         af=snakemake.wildcards.af,
         stage=snakemake.wildcards.stage,
+        margin=snakemake.params.margin,
     )

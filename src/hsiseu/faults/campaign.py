@@ -5,6 +5,15 @@ is. A shard is killed and resumed without losing or repeating a fault: it works 
 consecutive faults, each written atomically to ``.<shard file>.chunks/<i>.csv`` beside its
 output (with a manifest naming the fault list it belongs to); a restart skips the chunks already
 on disk, and the shard file appears, atomically, only when every chunk is done.
+
+With ``faults.sampling.method: adaptive`` the fault list holds every unit's candidates in their
+seeded order (:mod:`hsiseu.faults.stats.candidates`) and a shard owns whole units (every K-th):
+it runs them round by round, each round's faults (the next ranks of every unit not yet done,
+:class:`~hsiseu.faults.stats.adaptive.UnitState`) in checkpointed chunks ``r<round>-<i>.csv``.
+The faults a round holds follow from the outcomes of the rounds before it, so a restart replays
+the finished chunks and continues with exactly the faults an uninterrupted run would have run.
+The merge writes the faults actually run as ``faults_run.csv`` (the fault-list format) and
+checks them: each unit a prefix of its candidates, stopped where the rule stops it.
 """
 
 from __future__ import annotations
@@ -25,7 +34,11 @@ from hsiseu.faults import faultlist
 from hsiseu.faults.backend import Backend
 from hsiseu.faults.bitflip import flip_bits
 from hsiseu.faults.outcomes import OUTCOME_COLUMNS, outcome_of
-from hsiseu.faults.paramsets import sets_frame
+from hsiseu.faults.paramsets import sets_frame, sets_from_frame
+from hsiseu.faults.stats.adaptive import UnitState
+from hsiseu.faults.stats.candidates import (candidate_faults, method_of, pending_faults, population_of, unit_state,
+                                            units)
+from hsiseu.faults.stats.intervals import normal_interval
 from hsiseu.io import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -34,7 +47,7 @@ __all__ = ["write_fault_list", "run_shard", "merge_shards", "cell_summary", "CEL
 
 CELL_COLUMNS = (
     "order", "set", "kind", "layer", "bit", "population", "n", "error_rate", "error_rate_std",
-    "error_rate_labelled", "changed", "nonfinite",
+    "error_rate_low", "error_rate_high", "interval", "error_rate_labelled", "changed", "nonfinite",
 )
 
 
@@ -43,7 +56,10 @@ def write_fault_list(backend: Backend, *, sampling, bits: Sequence[int] | None, 
     """Draw and store the fault list of a model, with its parameter-set table (sizes, dtypes,
     share of values in 1 < |x| < 2)."""
     sets = backend.parameter_sets()
-    frame = faultlist.generate(sets, sampling=sampling, bits=bits, seed=seed)
+    if method_of(sampling) == "adaptive" or population_of(sampling) != "cell":
+        frame = candidate_faults(sets, bits, population_of(sampling), sampling, seed)
+    else:
+        frame = faultlist.generate(sets, sampling=sampling, bits=bits, seed=seed)
     table = sets_frame(sets, [backend.values(s.name) for s in sets])
     with atomic_path(out_sets) as tmp:
         table.to_csv(tmp, index=False, lineterminator="\n")
@@ -76,19 +92,9 @@ def _outcome_rows(backend: Backend, chunk: pd.DataFrame, labelled: np.ndarray,
     return pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
 
 
-def run_shard(backend: Backend, *, faults_path: str | os.PathLike[str], labels: np.ndarray,
-              shard: int, n_shards: int, out: str | os.PathLike[str], chunk_size: int = 64,
-              ignore_label: int = 255, progress: bool = True) -> pd.DataFrame:
-    """Outcomes of shard ``shard`` (0-based) of ``n_shards``, written to ``out``.
-
-    ``labels`` (N, H, W) are the test labels (``ignore_label`` = unlabelled), for the error rate
-    over labelled pixels.
-    """
-    out = Path(out)
-    frame = faultlist.shard_of(faultlist.read(faults_path), shard, n_shards)
+def _checkpoints(out: Path, manifest: dict) -> Path:
+    """The shard's checkpoint folder, emptied when it belongs to another list or chunking."""
     chunk_dir = out.parent / f".{out.name}.chunks"
-    manifest = {"fault_list_sha256": _digest(faults_path), "shard": shard, "n_shards": n_shards,
-                "chunk_size": int(chunk_size), "n_faults": len(frame)}
     if chunk_dir.exists():
         try:
             same = read_json(chunk_dir / "manifest.json") == manifest
@@ -99,41 +105,132 @@ def run_shard(backend: Backend, *, faults_path: str | os.PathLike[str], labels: 
             shutil.rmtree(chunk_dir)
     chunk_dir.mkdir(parents=True, exist_ok=True)
     write_json(chunk_dir / "manifest.json", manifest)
+    return chunk_dir
+
+
+def _chunked(run, frame: pd.DataFrame, paths: Sequence[Path], chunk_size: int, bar) -> pd.DataFrame:
+    """Outcomes of ``frame`` in chunks, each written once to its path (skipped when on disk)."""
+    for start, path in zip(range(0, len(frame), chunk_size), paths):
+        chunk = frame.iloc[start : start + chunk_size]
+        if not path.exists():
+            rows = run(chunk)
+            with atomic_path(path) as tmp:
+                rows.to_csv(tmp, index=False, lineterminator="\n")
+        bar.update(len(chunk))
+    parts = [pd.read_csv(p) for p in paths]
+    result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(OUTCOME_COLUMNS))
+    if not result["fault"].astype(np.int64).equals(frame["fault"].reset_index(drop=True).astype(np.int64)):
+        raise RuntimeError(f"{paths[0].parent}: checkpointed faults do not match the shard's fault list")
+    return result
+
+
+def _unit_states(sets, bits, sampling, frame: pd.DataFrame, path) -> tuple[pd.DataFrame, dict[str, UnitState]]:
+    table = units(sets, bits, population_of(sampling), sampling)
+    listed = frame.groupby("unit", sort=False)["rank"].size()
+    if set(listed.index) != set(table["unit"]) or not (table.set_index("unit")["candidates"] == listed).all():
+        raise ValueError(f"{path}: its units and candidates are not those of faults.sampling {dict(sampling)} "
+                         "on this model (the list was made with other settings)")
+    return table, {row.unit: unit_state(row._asdict(), sampling) for row in table.itertuples(index=False)}
+
+
+def run_shard(backend: Backend, *, faults_path: str | os.PathLike[str], labels: np.ndarray,
+              shard: int, n_shards: int, out: str | os.PathLike[str], chunk_size: int = 64,
+              ignore_label: int = 255, progress: bool = True, sampling=None,
+              bits: Sequence[int] | None = None) -> pd.DataFrame:
+    """Outcomes of shard ``shard`` (0-based) of ``n_shards``, written to ``out``.
+
+    ``labels`` (N, H, W) are the test labels (``ignore_label`` = unlabelled), for the error rate
+    over labelled pixels. ``sampling`` and ``bits`` (the config's) are read for an adaptive list.
+    """
+    out = Path(out)
+    listed = faultlist.read(faults_path)
+    adaptive = "unit" in listed.columns and method_of(sampling or {}) == "adaptive"
     labelled = np.asarray(labels) != ignore_label
     golden = backend.golden()
     if labelled.shape != golden.shape:
         raise ValueError(f"labels of shape {labelled.shape} do not match the predictions {golden.shape}")
     kinds = {s.name: (s.kind, s.layer) for s in backend.parameter_sets()}
-    starts = range(0, len(frame), chunk_size)
-    paths = [chunk_dir / f"{i:06d}.csv" for i in range(len(starts))]
-    done = sum(p.exists() for p in paths)
-    if done:
-        log.info("resuming shard %d/%d: %d of %d chunks already done", shard, n_shards, done, len(paths))
+
+    def run(chunk: pd.DataFrame) -> pd.DataFrame:
+        return _outcome_rows(backend, chunk, labelled, kinds)
+
+    manifest = {"fault_list_sha256": _digest(faults_path), "shard": shard, "n_shards": n_shards,
+                "chunk_size": int(chunk_size)}
     t0 = time.perf_counter()
-    bar = tqdm(total=len(frame), desc=f"shard {shard}/{n_shards}", unit="fault", disable=not progress,
-               mininterval=5.0)
-    for start, path in zip(starts, paths):
-        chunk = frame.iloc[start : start + chunk_size]
-        if not path.exists():
-            rows = _outcome_rows(backend, chunk, labelled, kinds)
-            with atomic_path(path) as tmp:
-                rows.to_csv(tmp, index=False, lineterminator="\n")
-        bar.update(len(chunk))
-    bar.close()
-    parts = [pd.read_csv(p) for p in paths]
-    result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(OUTCOME_COLUMNS))
-    if not result["fault"].astype(np.int64).equals(frame["fault"].astype(np.int64)):
-        raise RuntimeError(f"{chunk_dir}: checkpointed faults do not match shard {shard}'s fault list")
+    if not adaptive:
+        frame = faultlist.shard_of(listed, shard, n_shards)
+        chunk_dir = _checkpoints(out, {**manifest, "n_faults": len(frame)})
+        paths = [chunk_dir / f"{i:06d}.csv" for i in range(len(range(0, len(frame), chunk_size)))]
+        done = sum(p.exists() for p in paths)
+        if done:
+            log.info("resuming shard %d/%d: %d of %d chunks already done", shard, n_shards, done, len(paths))
+        with tqdm(total=len(frame), desc=f"shard {shard}/{n_shards}", unit="fault", disable=not progress,
+                  mininterval=5.0) as bar:
+            result = _chunked(run, frame, paths, chunk_size, bar)
+    else:
+        if not 0 <= shard < n_shards:
+            raise ValueError(f"shard {shard} outside 0..{n_shards - 1}")
+        table, states = _unit_states(backend.parameter_sets(), bits, sampling, listed, faults_path)
+        mine = set(table["unit"].iloc[shard::n_shards])
+        states = {u: st for u, st in states.items() if u in mine}
+        candidates = listed[listed["unit"].isin(mine)].reset_index(drop=True)
+        chunk_dir = _checkpoints(out, {**manifest, "sampling": dict(sampling), "units": len(states)})
+        parts, r = [], 0
+        with tqdm(total=len(candidates), desc=f"shard {shard}/{n_shards} (at most)", unit="fault",
+                  disable=not progress, mininterval=5.0) as bar:
+            while len(todo := pending_faults(candidates, states)):
+                paths = [chunk_dir / f"r{r:04d}-{i:06d}.csv" for i in range(len(range(0, len(todo), chunk_size)))]
+                rows = _chunked(run, todo, paths, chunk_size, bar)
+                for unit, group in rows.assign(unit=todo["unit"].to_numpy()).groupby("unit", sort=False):
+                    states[unit].record(np.clip(group["error_rate"].to_numpy(dtype=np.float64) / 100.0, 0, 1))
+                parts.append(rows)
+                r += 1
+        result = (pd.concat(parts, ignore_index=True).sort_values("fault").reset_index(drop=True) if parts
+                  else pd.DataFrame(columns=list(OUTCOME_COLUMNS)))
+        log.info("shard %d/%d: %d units in %d rounds, %d of %d candidates run", shard, n_shards, len(states), r,
+                 len(result), len(candidates))
     with atomic_path(out) as tmp:
         result.to_csv(tmp, index=False, lineterminator="\n")
     shutil.rmtree(chunk_dir)
-    log.info("shard %d/%d: %d faults in %.1f s", shard, n_shards, len(frame), time.perf_counter() - t0)
+    log.info("shard %d/%d: %d faults in %.1f s", shard, n_shards, len(result), time.perf_counter() - t0)
     return result
 
 
-def cell_summary(outcomes: pd.DataFrame, sets: pd.DataFrame) -> pd.DataFrame:
-    """Per (parameter set, bit): faults injected, population, mean (and std) error rate, share of
-    faults that changed any pixel / made the output non-finite."""
+def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sampling, confidence: float) -> pd.DataFrame:
+    """Each cell's interval on its mean error rate (%), and how it was made.
+
+    A ``cell`` unit reports its unit's interval: Leveugle's normal interval with p = 1/2
+    (``leveugle``) or with the variance bound p* its confidence sequence earned (``adaptive``,
+    ``fixed``). A cell inside a larger unit (``set``, ``network``) holds a random number of
+    faults; it gets the p* interval on its own faults, which is valid but wider than e."""
+    method = method_of(sampling)
+    population = population_of(sampling)
+    # The confidence sequence behind p* reads the outcomes in draw order: a list of candidates
+    # is numbered in it; a list drawn by faultlist.generate is sorted by index, so its (random)
+    # sample is put in a seeded random order first.
+    shuffle = "rank" not in outcomes.columns and population == "cell" and method != "adaptive"
+    rng = np.random.default_rng(0)
+    by_cell = {key: (rng.permutation(x) if shuffle else x) for key, g in
+               outcomes.sort_values("fault").groupby(["set", "bit"], sort=False)
+               for x in [g["error_rate"].to_numpy(dtype=np.float64) / 100.0]}
+    low, high, how = [], [], []
+    for row in cells.itertuples(index=False):
+        x = np.clip(by_cell[(row.set, row.bit)], 0, 1)
+        p = 0.5 if method == "leveugle" and population == "cell" else None
+        iv = normal_interval(x, confidence, int(row.population), p)
+        low.append(100 * iv.low)
+        high.append(100 * iv.high)
+        how.append(f"{method} {population}, normal p={'1/2' if p else 'p*'}, {100 * confidence:g} %"
+                   if population == "cell" else f"{method} {population}: cell's own faults, normal p=p*, "
+                   f"{100 * confidence:g} %")
+    return cells.assign(error_rate_low=low, error_rate_high=high, interval=how)
+
+
+def cell_summary(outcomes: pd.DataFrame, sets: pd.DataFrame, sampling=None) -> pd.DataFrame:
+    """Per (parameter set, bit): faults injected, population, mean (and std) error rate with its
+    interval (``sampling``: the config's ``faults.sampling``; the confidence is its
+    ``confidence``, 95 % without it), share of faults that changed any pixel / made the output
+    non-finite."""
     grouped = outcomes.groupby(["set", "bit"], sort=False)
     cells = grouped.agg(
         n=("fault", "size"),
@@ -149,15 +246,48 @@ def cell_summary(outcomes: pd.DataFrame, sets: pd.DataFrame) -> pd.DataFrame:
     cells["layer"] = cells["set"].map(meta["layer"])
     cells["population"] = cells["set"].map(meta["size"]).astype(int)
     cells["error_rate_std"] = cells["error_rate_std"].fillna(0.0)
+    sampling = dict(sampling or {})
+    cells = _interval_columns(cells, outcomes, sampling, float(sampling.get("confidence", 0.95)))
     return cells.sort_values(["order", "bit"], ascending=[True, False]).loc[:, list(CELL_COLUMNS)].reset_index(drop=True)
+
+
+def _check_sequential(outcomes: pd.DataFrame, listed: pd.DataFrame, sets, sampling, bits, faults_path) -> np.ndarray:
+    """The faults an adaptive campaign must have run, from its outcomes: per unit, a prefix of
+    the candidates that ends where the rule stops (checked by replaying the rule)."""
+    _, states = _unit_states(sets, bits, sampling, listed, faults_path)
+    rows = listed.set_index("fault").reindex(outcomes["fault"].to_numpy())
+    if rows["unit"].isna().any():
+        raise ValueError(f"{faults_path}: the shards ran faults that are not candidates of this list")
+    outcomes = outcomes.assign(unit=rows["unit"].to_numpy(), rank=rows["rank"].to_numpy()).sort_values(["unit", "rank"])
+    expected = []
+    for unit, state in states.items():
+        got = outcomes[outcomes["unit"] == unit]
+        if not np.array_equal(got["rank"].to_numpy(), np.arange(len(got))):
+            raise ValueError(f"unit {unit}: the faults run are not a prefix of its candidates")
+        try:
+            state.replay(np.clip(got["error_rate"].to_numpy(dtype=np.float64) / 100.0, 0, 1))
+        except ValueError as err:
+            raise ValueError(f"unit {unit}: {err}") from None
+        if not state.done:
+            raise ValueError(f"unit {unit}: {state.n} faults run, but the rule had not stopped there")
+        expected.append(listed.loc[(listed["unit"] == unit) & (listed["rank"] < state.n), "fault"].to_numpy())
+    return np.sort(np.concatenate(expected)) if expected else np.zeros(0, np.int64)
 
 
 def merge_shards(shard_paths: Sequence[str | os.PathLike[str]], *, faults_path: str | os.PathLike[str],
                  sets_path: str | os.PathLike[str], out_outcomes: str | os.PathLike[str],
-                 out_cells: str | os.PathLike[str]) -> pd.DataFrame:
-    """Merge shard outputs into one outcome table (checked: every fault exactly once)."""
+                 out_cells: str | os.PathLike[str], sampling=None, bits: Sequence[int] | None = None,
+                 out_faults_run: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Merge shard outputs into one outcome table (checked: every fault exactly once; for an
+    adaptive list, every unit's prefix up to where its rule stops), the faults run as a fault
+    list (``out_faults_run``) and the per-cell summary."""
     outcomes = pd.concat([pd.read_csv(p) for p in shard_paths], ignore_index=True)
-    expected = faultlist.read(faults_path)["fault"].to_numpy()
+    listed = faultlist.read(faults_path)
+    if "unit" in listed.columns and method_of(sampling or {}) == "adaptive":
+        sets = sets_from_frame(pd.read_csv(sets_path))
+        expected = _check_sequential(outcomes.drop_duplicates("fault"), listed, sets, sampling, bits, faults_path)
+    else:
+        expected = listed["fault"].to_numpy()
     got = np.sort(outcomes["fault"].to_numpy())
     if len(got) != len(expected) or not np.array_equal(got, expected):
         missing = np.setdiff1d(expected, got)
@@ -169,7 +299,9 @@ def merge_shards(shard_paths: Sequence[str | os.PathLike[str]], *, faults_path: 
     outcomes = outcomes.sort_values("fault").reset_index(drop=True)
     with atomic_path(out_outcomes) as tmp:
         outcomes.to_csv(tmp, index=False, lineterminator="\n")
-    cells = cell_summary(outcomes, pd.read_csv(sets_path))
+    if out_faults_run is not None:
+        faultlist.write(listed[listed["fault"].isin(expected)], out_faults_run)
+    cells = cell_summary(outcomes, pd.read_csv(sets_path), sampling)
     with atomic_path(out_cells) as tmp:
         cells.to_csv(tmp, index=False, lineterminator="\n")
     return outcomes

@@ -56,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level (default 0.95)")
     parser.add_argument("--p", type=float, default=0.5, help="assumed failure probability (default 0.5)")
     parser.add_argument("--fixed-n", type=int, default=None, help="a fixed number of faults per cell instead")
+    parser.add_argument("--method", choices=("fixed", "leveugle", "adaptive"), default=None,
+                        help="sampling: leveugle (default; fixed with --fixed-n) or adaptive (stops each unit "
+                             "once Leveugle's n at its earned variance bound is reached)")
+    parser.add_argument("--population", choices=("cell", "set", "network"), default="cell",
+                        help="population unit of the sample size: a (set, bit) cell (default), a set, the network")
     parser.add_argument("--bits", type=int, nargs="+", default=None, help="bit positions (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault list")
     parser.add_argument("--engine", default="fast", help="fast (default) or reference")
@@ -92,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      f"{backend.golden().shape}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    sampling = {"error_margin": args.error_margin, "confidence": args.confidence, "p": args.p,
+    sampling = {"method": args.method, "population": args.population,
+                "error_margin": args.error_margin, "confidence": args.confidence, "p": args.p,
                 "fixed_n": args.fixed_n}
     from hsiseu.io import read_json, write_json
 
@@ -111,9 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   out_faults=faults, out_sets=sets)
     shard = out / "shards" / "0-of-1.csv"
     campaign.run_shard(backend, faults_path=faults, labels=labels, shard=0, n_shards=1, out=shard,
-                       chunk_size=args.checkpoint_faults)
+                       chunk_size=args.checkpoint_faults, sampling=sampling, bits=args.bits)
     campaign.merge_shards([shard], faults_path=faults, sets_path=sets, out_outcomes=out / "outcomes.csv",
-                          out_cells=out / "cells.csv")
+                          out_cells=out / "cells.csv", sampling=sampling, bits=args.bits,
+                          out_faults_run=out / "faults_run.csv")
     print(f"{out / 'outcomes.csv'}, {out / 'cells.csv'}")
     return 0
 

@@ -63,12 +63,15 @@ def shard(config: Mapping[str, Any], stage: str, model_path: str | os.PathLike[s
     x, y = test_data(config)
     backend = backend_for(config, stage, model_path, x, threads)
     campaign.run_shard(backend, faults_path=faults_path, labels=y, shard=shard, n_shards=n_shards, out=out,
-                       chunk_size=int(f["checkpoint_faults"]))
+                       chunk_size=int(f["checkpoint_faults"]), sampling=f["sampling"], bits=f.get("bits"))
     stats = getattr(getattr(backend, "engine", None), "stats", None)
     if stats:
         log.info("engine stats: %s", dict(sorted(stats.items())))
 
 
-def merge(shards: Sequence[str], *, faults_path: str, sets_path: str, out_outcomes: str, out_cells: str) -> None:
+def merge(config: Mapping[str, Any], shards: Sequence[str], *, faults_path: str, sets_path: str, out_outcomes: str,
+          out_cells: str, out_faults_run: str) -> None:
+    f = config["faults"]
     campaign.merge_shards(shards, faults_path=faults_path, sets_path=sets_path, out_outcomes=out_outcomes,
-                          out_cells=out_cells)
+                          out_cells=out_cells, sampling=f["sampling"], bits=f.get("bits"),
+                          out_faults_run=out_faults_run)

@@ -2,7 +2,9 @@
 
 Inputs are the campaign's ``cells.csv`` (per parameter set x bit) and ``parameter_sets.csv``.
 A set's mean error rate is the mean over its injected bits of the per-bit (cell) means, i.e.
-every bit equally likely to be hit, as for a uniformly random upset in the set's storage.
+every bit equally likely to be hit, as for a uniformly random upset in the set's storage. Its
+interval is the mean of its cells' interval ends (``error_rate_low`` / ``error_rate_high`` of
+``cells.csv``): it holds whenever every cell's interval does.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from hsiseu.faults.bitflip import bit_field  # noqa: E402
 from hsiseu.io import atomic_path  # noqa: E402
 from hsiseu.settings import AF_LABELS  # noqa: E402
 
-__all__ = ["heatmap", "mean_error_by_set", "msb_minus_range", "set_means", "msb_table", "SIGN_EXPONENT"]
+__all__ = ["heatmap", "mean_error_by_set", "msb_minus_range", "set_means", "set_intervals", "wide_cells",
+           "mark_wide", "msb_table", "SIGN_EXPONENT"]
 
 #: binary32 bits shown by default in Fig. 2 (the paper omits the mantissa: negligible errors).
 SIGN_EXPONENT = tuple(range(31, 22, -1))
@@ -38,9 +41,26 @@ def _set_order(cells: pd.DataFrame) -> list[str]:
     return cells.drop_duplicates("set").sort_values("order")["set"].tolist()
 
 
+def wide_cells(cells: pd.DataFrame, margin: float | None, index: str = "set") -> pd.DataFrame:
+    """(index x bit) booleans: cells whose interval half-width exceeds ``margin`` (a fraction,
+    the config's error margin); all False without a margin or intervals."""
+    half = (cells["error_rate_high"] - cells["error_rate_low"]) / 2 if "error_rate_high" in cells else 0 * cells["error_rate"]
+    wide = cells.assign(wide=(half > 100 * margin + 1e-9) if margin is not None else False)
+    return wide.pivot_table(index=index, columns="bit", values="wide", aggfunc="max").fillna(False).astype(bool)
+
+
+def mark_wide(ax, table: pd.DataFrame, wide: pd.DataFrame) -> int:
+    """Mark (x) the heatmap cells of ``table`` that ``wide`` flags; how many."""
+    marks = wide.reindex(index=table.index, columns=table.columns).fillna(False).to_numpy(dtype=bool)
+    for r, c in zip(*np.nonzero(marks)):
+        ax.text(c, r, "x", ha="center", va="center", fontsize=5, color="white")
+    return int(marks.sum())
+
+
 def heatmap(cells: pd.DataFrame, path: str | os.PathLike[str], *, bits: Sequence[int] | None = SIGN_EXPONENT,
-            title: str = "") -> None:
-    """Fig. 2: error rate (%) per parameter set (rows, graph order) and bit (columns, MSB left)."""
+            title: str = "", margin: float | None = None) -> None:
+    """Fig. 2: error rate (%) per parameter set (rows, graph order) and bit (columns, MSB left);
+    x marks a cell whose interval is wider than +- ``margin``."""
     table = cells.pivot_table(index="set", columns="bit", values="error_rate", aggfunc="mean")
     table = table.loc[_set_order(cells)]
     cols = sorted(table.columns, reverse=True) if bits is None else [b for b in bits if b in table.columns]
@@ -50,7 +70,9 @@ def heatmap(cells: pd.DataFrame, path: str | os.PathLike[str], *, bits: Sequence
                    vmax=max(1e-9, float(np.nanmax(table.to_numpy(dtype=float))) if table.size else 1))
     ax.set_xticks(range(len(cols)), [str(b) for b in cols], fontsize=7)
     ax.set_yticks(range(len(table)), table.index, fontsize=6)
-    ax.set_xlabel("flipped bit (31 = sign, 30 = exponent MSB)")
+    wide = mark_wide(ax, table, wide_cells(cells, margin))
+    ax.set_xlabel("flipped bit (31 = sign, 30 = exponent MSB)"
+                  + (f"\nx: interval wider than +-{100 * margin:g} points ({wide} cells)" if margin else ""))
     fig.colorbar(im, ax=ax, label="error rate (%)")
     ax.set_title(title, fontsize=9)
     _save(fig, path)
@@ -62,10 +84,20 @@ def set_means(cells: pd.DataFrame) -> pd.Series:
     return means.loc[_set_order(cells)]
 
 
+def set_intervals(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per set (graph order): the mean of its cells' interval ends, ``low`` and ``high`` (%)."""
+    if "error_rate_low" not in cells:
+        return pd.DataFrame({"low": np.nan, "high": np.nan}, index=_set_order(cells))
+    ends = cells.groupby("set")[["error_rate_low", "error_rate_high"]].mean()
+    return ends.rename(columns={"error_rate_low": "low", "error_rate_high": "high"}).loc[_set_order(cells)]
+
+
 def mean_error_by_set(cells_by_af: Mapping[str, pd.DataFrame], path: str | os.PathLike[str], *, title: str = "") -> pd.DataFrame:
-    """Figs. 3/5: mean error rate per set for each AF; the legend gives each AF's overall mean
-    and standard deviation over sets (also drawn as the right-most bars). Returns the table."""
+    """Figs. 3/5/8: mean error rate per set for each AF, with the set's interval as error bar;
+    the legend gives each AF's overall mean and standard deviation over sets (also drawn as the
+    right-most bars). Returns the table of means."""
     table = pd.DataFrame({af: set_means(c) for af, c in cells_by_af.items()})
+    ends = {af: set_intervals(c) for af, c in cells_by_af.items()}
     order = _set_order(next(iter(cells_by_af.values())))
     table = table.reindex(order + [s for s in table.index if s not in order])
     n_af = len(table.columns)
@@ -75,7 +107,10 @@ def mean_error_by_set(cells_by_af: Mapping[str, pd.DataFrame], path: str | os.Pa
     for i, af in enumerate(table.columns):
         vals = table[af].to_numpy(dtype=float)
         label = f"{AF_LABELS.get(af, af)} (mean {np.nanmean(vals):.2f} %, std {np.nanstd(vals):.2f})"
-        ax.bar(x + (i - (n_af - 1) / 2) * width, vals, width, label=label, color=AF_COLORS.get(af))
+        iv = ends[af].reindex(table.index)
+        err = np.vstack([vals - iv["low"].to_numpy(dtype=float), iv["high"].to_numpy(dtype=float) - vals])
+        ax.bar(x + (i - (n_af - 1) / 2) * width, vals, width, label=label, color=AF_COLORS.get(af),
+               yerr=np.clip(np.nan_to_num(err), 0, None), error_kw={"elinewidth": 0.6, "capsize": 1})
         ax.bar(len(table) + 1 + (i - (n_af - 1) / 2) * width, np.nanmean(vals), width,
                yerr=np.nanstd(vals), color=AF_COLORS.get(af), edgecolor="black", capsize=2)
     ax.set_xticks(list(x) + [len(table) + 1], list(table.index) + ["mean"], rotation=90, fontsize=6)
@@ -120,9 +155,9 @@ def msb_minus_range(cells_by_af: Mapping[str, pd.DataFrame], sets_by_af: Mapping
     return pd.concat(tables, names=["af", "set"]) if tables else pd.DataFrame()
 
 
-def fig2_from_files(cells_csv: str, out: str, *, bits: str, af: str, stage: str) -> None:
+def fig2_from_files(cells_csv: str, out: str, *, bits: str, af: str, stage: str, margin: float | None = None) -> None:
     cells = pd.read_csv(cells_csv)
-    heatmap(cells, out, bits=SIGN_EXPONENT if bits == "sign_exponent" else None,
+    heatmap(cells, out, bits=SIGN_EXPONENT if bits == "sign_exponent" else None, margin=margin,
             title=f"Bit-flip error rate (%), {AF_LABELS.get(af, af)}, {stage} model")
 
 

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hsiseu.io import atomic_path  # noqa: E402
-from hsiseu.reporting.fault_figures import mean_error_by_set  # noqa: E402
+from hsiseu.reporting.fault_figures import mark_wide, mean_error_by_set, wide_cells  # noqa: E402
 from hsiseu.settings import AF_LABELS  # noqa: E402
 
 __all__ = ["int8_heatmap", "bias_weight_split", "fig7_from_files", "fig8_from_files"]
@@ -31,9 +31,11 @@ def _panel(cells: pd.DataFrame) -> pd.DataFrame:
     return table.loc[order, sorted(table.columns, reverse=True)]
 
 
-def int8_heatmap(cells: pd.DataFrame, path: str | os.PathLike[str], *, title: str = "") -> dict[str, pd.DataFrame]:
+def int8_heatmap(cells: pd.DataFrame, path: str | os.PathLike[str], *, title: str = "",
+                 margin: float | None = None) -> dict[str, pd.DataFrame]:
     """Fig. 7: error rate (%) per layer and bit, kernels (int8) left, biases (int32) right, one
-    colour scale. Returns the two tables (layer x bit)."""
+    colour scale; x marks a cell whose interval is wider than +- ``margin``. Returns the two
+    tables (layer x bit)."""
     panels = {kind: _panel(cells[cells["kind"] == kind]) for kind in ("kernel", "bias") if (cells["kind"] == kind).any()}
     if not panels:
         raise ValueError("no kernel or bias cells to draw: is this an int8 campaign's cells.csv?")
@@ -48,7 +50,9 @@ def int8_heatmap(cells: pd.DataFrame, path: str | os.PathLike[str], *, title: st
         ax.set_xticks(range(len(table.columns)), [str(b) for b in table.columns], fontsize=6)
         ax.set_yticks(range(len(table)), table.index if i == 0 else [], fontsize=6)
         width, sign = ("int8", 7) if kind == "kernel" else ("int32", 31)
-        ax.set_xlabel(f"{width} {kind} bit\n({sign} = sign)", fontsize=7)
+        wide = mark_wide(ax, table, wide_cells(cells[cells["kind"] == kind], margin, index="layer"))
+        ax.set_xlabel(f"{width} {kind} bit\n({sign} = sign)"
+                      + (f"\nx: wider than +-{100 * margin:g} ({wide})" if margin else ""), fontsize=7)
     fig.colorbar(im, ax=axes[0].tolist(), label="error rate (%)")
     fig.suptitle(title, fontsize=9)
     with atomic_path(path) as tmp:
@@ -70,9 +74,9 @@ def bias_weight_split(cells: pd.DataFrame) -> pd.Series:
     })
 
 
-def fig7_from_files(cells_csv: str, out: str, *, af: str, kernels: str) -> None:
+def fig7_from_files(cells_csv: str, out: str, *, af: str, kernels: str, margin: float | None = None) -> None:
     cells = pd.read_csv(cells_csv)
-    int8_heatmap(cells, out, title=f"Bit-flip error rate (%), pruned int8 {AF_LABELS.get(af, af)} model "
+    int8_heatmap(cells, out, margin=margin, title=f"Bit-flip error rate (%), pruned int8 {AF_LABELS.get(af, af)} model "
                                   f"(weights 8 bits, biases 32 bits; LiteRT {kernels} kernels)")
 
 

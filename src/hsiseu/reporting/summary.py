@@ -24,13 +24,17 @@ def iou_summary(metrics_paths: Mapping[tuple[str, str], str | os.PathLike[str]],
 
 
 def fault_summary(cells_paths: Mapping[tuple[str, str], str | os.PathLike[str]]) -> dict:
-    """{af: {stage: {mean_error_rate, worst_cell_error_rate, faults}}}: every (set, bit) cell
-    weighs the same, as in the paper's mean bit-flip error rate."""
+    """{af: {stage: {mean_error_rate, its interval, worst_cell_error_rate, faults, cells}}}: every
+    (set, bit) cell weighs the same, as in the paper's mean bit-flip error rate; the interval is
+    the mean of the cells' interval ends (it holds whenever every cell's does)."""
     out: dict = {}
     for (af, stage), path in cells_paths.items():
         cells = pd.read_csv(path)
         out.setdefault(af, {})[stage] = {
             "mean_error_rate": round(float(cells["error_rate"].mean()), 6),
+            "mean_error_rate_low": round(float(cells["error_rate_low"].mean()), 6),
+            "mean_error_rate_high": round(float(cells["error_rate_high"].mean()), 6),
+            "cells": int(len(cells)),
             "worst_cell_error_rate": round(float(cells["error_rate"].max()), 6),
             "faults": int(cells["n"].sum()),
         }

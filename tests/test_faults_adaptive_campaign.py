@@ -1,0 +1,133 @@
+"""Adaptive sampling through the campaign's files: a shard owns whole units and samples them round
+by round, a killed shard resumes with nothing lost or repeated, the merge audits every unit's
+stopping point and writes the faults actually run, and every cell carries its interval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hsiseu.faults import campaign, faultlist
+from hsiseu.faults.litert.backend import TFLiteBackend
+from hsiseu.model import build_unet
+from hsiseu.quantization.convert import quantize_int8
+
+RNG = np.random.default_rng(0)
+X = RNG.random((1, 16, 32, 3), dtype=np.float32)
+LABELS = np.zeros((1, 16, 32), np.uint8)
+SAMPLING = {"method": "adaptive", "population": "cell", "error_margin": 0.1, "confidence": 0.95, "p": 0.5,
+            "fixed_n": None}
+BITS = [7, 6, 3, 0, 31, 30, 12]
+
+
+@pytest.fixture(scope="module")
+def backend():
+    model = build_unet(height=16, width=32, bands=3, n_classes=5, af="relu", pools=2, base_filters=4, seed=0)
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape).astype("float32"))
+    content = quantize_int8(model, RNG.random((4, 16, 32, 3), dtype=np.float32))
+    return TFLiteBackend(content, X, kernels="xnnpack", engine="fast")
+
+
+class Interrupted(Exception):
+    pass
+
+
+class StopsAfter:
+    """The real backend, interrupted after ``limit`` predictions (as a killed job would be)."""
+
+    def __init__(self, backend, limit: int | None):
+        self.backend, self.limit, self.served = backend, limit, 0
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def run(self, faults):
+        for pred in self.backend.run(faults):
+            if self.limit is not None and self.served >= self.limit:
+                raise Interrupted
+            self.served += 1
+            yield pred
+
+
+def _list(backend, tmp_path, sampling=SAMPLING):
+    faults = tmp_path / "fault_list.csv"
+    campaign.write_fault_list(backend, sampling=sampling, bits=BITS, seed=3, out_faults=faults,
+                              out_sets=tmp_path / "parameter_sets.csv")
+    return faults
+
+
+def _shards(backend, faults, tmp_path, sampling=SAMPLING, n=2):
+    paths = [tmp_path / "shards" / f"{k}-of-{n}.csv" for k in range(n)]
+    for k, out in enumerate(paths):
+        campaign.run_shard(backend, faults_path=faults, labels=LABELS, shard=k, n_shards=n, out=out, chunk_size=40,
+                           progress=False, sampling=sampling, bits=BITS)
+    return paths
+
+
+def test_adaptive_campaign_runs_prefixes_audited_by_the_merge_with_intervals_within_e(backend, tmp_path):
+    faults = _list(backend, tmp_path)
+    listed = faultlist.read(faults)
+    assert list(listed.columns) == ["fault", "set", "bit", "index", "unit", "rank"]
+    paths = _shards(backend, faults, tmp_path)
+    outcomes = campaign.merge_shards(paths, faults_path=faults, sets_path=tmp_path / "parameter_sets.csv",
+                                     out_outcomes=tmp_path / "outcomes.csv", out_cells=tmp_path / "cells.csv",
+                                     sampling=SAMPLING, bits=BITS, out_faults_run=tmp_path / "faults_run.csv")
+    run = faultlist.read(tmp_path / "faults_run.csv")
+    assert run["fault"].tolist() == sorted(outcomes["fault"].tolist())
+    assert len(run) < len(listed)  # adaptive stopped early somewhere
+    for unit, group in run.groupby("unit"):  # each unit ran a prefix of its seeded order
+        assert sorted(group["rank"]) == list(range(len(group))), unit
+    # the shards split the units, not the faults
+    units = [set(pd.read_csv(p).merge(listed, on="fault")["unit"]) for p in paths]
+    assert not units[0] & units[1]
+    cells = pd.read_csv(tmp_path / "cells.csv")
+    assert {"error_rate_low", "error_rate_high", "interval"} <= set(cells.columns)
+    assert (cells["error_rate_low"] <= cells["error_rate"] + 1e-9).all()
+    assert (cells["error_rate"] <= cells["error_rate_high"] + 1e-9).all()
+    half = (cells["error_rate_high"] - cells["error_rate_low"]) / 2
+    assert (half <= 100 * SAMPLING["error_margin"] + 1e-9).all()
+    # a list the rule would not have stopped at is refused: drop the last fault of one unit
+    last = run.sort_values(["unit", "rank"]).groupby("unit").tail(1).iloc[0]["fault"]
+    cut = pd.read_csv(paths[0])
+    if last in set(cut["fault"]):
+        cut = cut[cut["fault"] != last]
+        cut.to_csv(tmp_path / "cut.csv", index=False)
+        with pytest.raises(ValueError, match="had not stopped|do not end a round"):
+            campaign.merge_shards([tmp_path / "cut.csv", paths[1]], faults_path=faults,
+                                  sets_path=tmp_path / "parameter_sets.csv", out_outcomes=tmp_path / "o.csv",
+                                  out_cells=tmp_path / "c.csv", sampling=SAMPLING, bits=BITS)
+
+
+def test_a_killed_adaptive_shard_resumes_with_nothing_lost_or_repeated(backend, tmp_path):
+    faults = _list(backend, tmp_path)
+    kwargs = dict(faults_path=faults, labels=LABELS, shard=0, n_shards=2, chunk_size=40, progress=False,
+                  sampling=SAMPLING, bits=BITS)
+    whole = campaign.run_shard(backend, out=tmp_path / "whole.csv", **kwargs)
+    out = tmp_path / "shards" / "0-of-2.csv"
+    with pytest.raises(Interrupted):
+        campaign.run_shard(StopsAfter(backend, len(whole) // 2 + 7), out=out, **kwargs)
+    chunks = sorted((out.parent / f".{out.name}.chunks").glob("r*.csv"))
+    assert chunks and not out.exists()
+    done = sum(len(pd.read_csv(c)) for c in chunks)
+    resumed = StopsAfter(backend, None)
+    result = campaign.run_shard(resumed, out=out, **kwargs)
+    assert resumed.served == len(whole) - done  # finished chunks are not run again
+    pd.testing.assert_frame_equal(result, whole)
+
+
+def test_leveugle_and_set_population_lists_still_run_every_listed_fault(backend, tmp_path):
+    sampling = {**SAMPLING, "method": "leveugle", "population": "set", "error_margin": 0.3}
+    faults = _list(backend, tmp_path, sampling)
+    listed = faultlist.read(faults)
+    assert set(listed["unit"]) == {s.name for s in backend.parameter_sets()}
+    paths = _shards(backend, faults, tmp_path, sampling)
+    outcomes = campaign.merge_shards(paths, faults_path=faults, sets_path=tmp_path / "parameter_sets.csv",
+                                     out_outcomes=tmp_path / "outcomes.csv", out_cells=tmp_path / "cells.csv",
+                                     sampling=sampling, bits=BITS, out_faults_run=tmp_path / "faults_run.csv")
+    assert sorted(outcomes["fault"]) == listed["fault"].tolist()
+    cells = pd.read_csv(tmp_path / "cells.csv")
+    assert cells["interval"].str.contains("set: cell's own faults").all()
