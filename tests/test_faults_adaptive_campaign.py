@@ -131,3 +131,35 @@ def test_leveugle_and_set_population_lists_still_run_every_listed_fault(backend,
     assert sorted(outcomes["fault"]) == listed["fault"].tolist()
     cells = pd.read_csv(tmp_path / "cells.csv")
     assert cells["interval"].str.contains("set: cell's own faults").all()
+
+
+def test_mantissa_units_take_their_own_margin_and_the_rest_the_main_one():
+    from hsiseu.faults.paramsets import ParameterSet
+    from hsiseu.faults.stats.candidates import margin_of, units
+
+    w = ParameterSet("cnv_1/kernel", "kernel", "cnv_1", (3, 3, 8, 8), "float32")
+    q = ParameterSet("cnv_1/kernel", "kernel", "cnv_1", (8, 3, 3, 8), "int8")
+    sampling = {**SAMPLING, "mantissa_error_margin": 0.3}
+    assert margin_of(sampling, w, [22]) == 0.3 and margin_of(sampling, w, [23]) == 0.1
+    assert margin_of(sampling, w, [31, 5]) == 0.1  # a unit mixing fields keeps the tight margin
+    assert margin_of(sampling, q, [0]) == 0.1  # int8 bits are no mantissa
+    table = units([w], [31, 23, 22, 0], "cell", sampling).set_index("bit")
+    assert table.loc[22, "error_margin"] == 0.3 and table.loc[23, "error_margin"] == 0.1
+    assert table.loc[22, "candidates"] < table.loc[23, "candidates"]
+
+
+def test_sampling_plan_counts_faults_per_population_and_projects_onto_a_larger_model(backend, tmp_path, capsys):
+    from hsiseu.faults.sampling_plan import main, paper_cells
+    from hsiseu.faults.paramsets import ParameterSet
+
+    faults = _list(backend, tmp_path, {**SAMPLING, "method": "leveugle", "error_margin": 0.3})
+    paths = _shards(backend, faults, tmp_path, {**SAMPLING, "method": "leveugle", "error_margin": 0.3})
+    campaign.merge_shards(paths, faults_path=faults, sets_path=tmp_path / "parameter_sets.csv",
+                          out_outcomes=tmp_path / "outcomes.csv", out_cells=tmp_path / "cells.csv")
+    assert main(["--cells", str(tmp_path / "cells.csv"), "--error-margin", "0.05", "--ms", "naive=10", "fast=4"]) == 0
+    out = capsys.readouterr().out
+    assert "population" in out and "time to the guarantee (cell)" in out
+    cells, sets = pd.read_csv(tmp_path / "cells.csv"), pd.read_csv(tmp_path / "parameter_sets.csv")
+    big = [ParameterSet(f"big_{i}/{kind}", kind, f"big_{i}", (1000,), "int8") for i in range(6) for kind in ("kernel", "bias")]
+    mapped = paper_cells(cells, sets, big)
+    assert set(mapped["set"]) == {p.name for p in big} and (mapped["population"] == 1000).all()

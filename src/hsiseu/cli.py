@@ -14,7 +14,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "would write, on the campaign's faults (.keras float, .tflite int8)", add_help=False)
     sub.add_parser("faults-campaign", help="a fault-injection campaign on your own .keras or .tflite model and .npy data",
                    add_help=False)
+    sub.add_parser("faults-sampling-plan", help="faults and time the paper's guarantee costs per sampling method and "
+                   "population, from a campaign's per-bit profile (and projected for the paper-size model)",
+                   add_help=False)
     args, rest = parser.parse_known_args(argv)
+    if args.command == "faults-sampling-plan":
+        from hsiseu.faults.sampling_plan import main as plan
+
+        return plan(rest)
     if args.command == "faults-campaign":
         from hsiseu.faults.standalone import main as standalone
 

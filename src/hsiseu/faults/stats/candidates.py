@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hsiseu.faults.bitflip import bit_field
 from hsiseu.faults.faultlist import bits_for
 from hsiseu.faults.paramsets import ParameterSet
 from hsiseu.faults.sampling import leveugle_n
@@ -37,7 +38,7 @@ __all__ = ["POPULATIONS", "UNIT_COLUMNS", "CANDIDATE_COLUMNS", "method_of", "pop
            "units", "candidate_faults", "unit_state", "pending_faults"]
 
 POPULATIONS = ("cell", "set", "network")
-UNIT_COLUMNS = ("unit", "set", "bit", "population", "candidates")
+UNIT_COLUMNS = ("unit", "set", "bit", "population", "candidates", "error_margin")
 CANDIDATE_COLUMNS = ("fault", "set", "bit", "index", "unit", "rank")
 
 #: third SeedSequence word of the ``set`` and ``network`` streams: above every bit number, so no
@@ -64,6 +65,16 @@ def population_of(sampling: Mapping[str, Any]) -> str:
     population = str(sampling.get("population") or "cell")
     _check_population(population)
     return population
+
+
+def margin_of(sampling: Mapping[str, Any], pset: ParameterSet, bits: Sequence[int]) -> float:
+    """The error margin of a unit: ``mantissa_error_margin`` when it is set and every bit of the
+    unit lies in a float mantissa (whose errors are small: a wider margin there buys the sign and
+    exponent cells the figures show a tight one), else ``error_margin``."""
+    wide = sampling.get("mantissa_error_margin")
+    if wide is not None and bits and all(bit_field(np.dtype(pset.dtype), b) == "mantissa" for b in bits):
+        return float(wide)
+    return float(sampling["error_margin"])
 
 
 def unit_sample_size(population: int, sampling: Mapping[str, Any]) -> int:
@@ -98,6 +109,14 @@ def _unit_rows(sets: Sequence[ParameterSet], bits: Sequence[int] | None, populat
     return [("network", None, ANY_SET, ANY_BIT, chosen)] if chosen else []
 
 
+def _unit_sampling(sampling: Mapping[str, Any], members) -> dict[str, Any]:
+    """The sampling settings of one unit (its own error margin, see :func:`margin_of`)."""
+    if sampling.get("error_margin") is None:
+        return dict(sampling)
+    margins = {margin_of(sampling, pset, b) for _, pset, b in members}
+    return {**sampling, "error_margin": margins.pop() if len(margins) == 1 else float(sampling["error_margin"])}
+
+
 def _size(members) -> int:
     return sum(pset.size * len(b) for _, pset, b in members)
 
@@ -109,8 +128,9 @@ def units(sets: Sequence[ParameterSet], bits: Sequence[int] | None, population: 
     rows = []
     for label, _, name, bit, members in _unit_rows(sets, bits, population):
         size = _size(members)
+        own = _unit_sampling(sampling, members)
         rows.append({"unit": label, "set": name, "bit": bit, "population": size,
-                     "candidates": unit_sample_size(size, sampling)})
+                     "candidates": unit_sample_size(size, own), "error_margin": own.get("error_margin")})
     return pd.DataFrame(rows, columns=list(UNIT_COLUMNS)).astype(
         {"bit": np.int64, "population": np.int64, "candidates": np.int64})
 
@@ -131,7 +151,7 @@ def candidate_faults(sets: Sequence[ParameterSet], bits: Sequence[int] | None, p
     names, bit_cols, index_cols, labels, ranks = [], [], [], [], []
     for label, order, _, _, members in _unit_rows(sets, bits, population):
         size = _size(members)
-        n = unit_sample_size(size, sampling)
+        n = unit_sample_size(size, _unit_sampling(sampling, members))
         if population == "cell":
             entropy = [int(seed), order, members[0][2][0]]  # faultlist's stream for the cell
         elif population == "set":
@@ -177,7 +197,7 @@ def candidate_faults(sets: Sequence[ParameterSet], bits: Sequence[int] | None, p
 def unit_state(unit: Mapping[str, Any], sampling: Mapping[str, Any]) -> UnitState:
     """A fresh :class:`~hsiseu.faults.stats.adaptive.UnitState` for a row of :func:`units`."""
     return UnitState(int(unit["population"]), method=method_of(sampling),
-                     error_margin=float(sampling.get("error_margin", "nan")),
+                     error_margin=float(unit.get("error_margin") or sampling.get("error_margin") or "nan"),
                      confidence=float(sampling["confidence"]), candidates=int(unit["candidates"]),
                      min_round=int(sampling.get("min_round", MIN_ROUND)))
 

@@ -1,0 +1,106 @@
+"""``hsiseu faults-sampling-plan``: how many faults, and how much time, the paper's guarantee
+costs under each sampling method and population, for the default model and projected for the
+paper-size model.
+
+The per-bit error profile comes from a campaign that ran (its ``cells.csv``: every cell's mean
+and spread); :func:`hsiseu.faults.stats.projection.expected_faults` turns it into the faults
+``leveugle`` needs (exact) and ``adaptive`` needs (simulated stopping n) at another e. For the
+paper-size model (5 pooling levels, 32 base filters: the config's ``model`` section of
+``--paper-config``) each of its parameter sets takes the profile of the default model's set of
+the same kind (kernel, bias, gamma, beta) at the nearest relative depth, with its own size: a
+projection, said so in the output. Time = faults x ms per fault of a loop (``--ms``: e.g. the
+naive loop and the fast engine from ``hsiseu faults-benchmark``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+__all__ = ["paper_cells", "main"]
+
+
+def paper_cells(cells: pd.DataFrame, sets: pd.DataFrame, paper_sets) -> pd.DataFrame:
+    """The default model's cells mapped onto the paper-size model's sets (same kind, nearest
+    relative depth), with the paper sets' sizes as populations."""
+    own = sets.sort_values("order").reset_index(drop=True)
+    own["depth"] = own.index / max(len(own) - 1, 1)
+    by_set = {name: group for name, group in cells.groupby("set")}
+    rows = []
+    for i, ps in enumerate(paper_sets):
+        depth = i / max(len(paper_sets) - 1, 1)
+        same = own[own["kind"] == ps.kind]
+        if same.empty:
+            continue
+        source = same.iloc[int(np.argmin(np.abs(same["depth"].to_numpy() - depth)))]["name"]
+        mapped = by_set[source].assign(set=ps.name, population=ps.size, order=i)
+        rows.append(mapped)
+    return pd.concat(rows, ignore_index=True)
+
+
+def _paper_sets(config: dict):
+    from hsiseu.faults.keras.backend import injectable_variables
+    from hsiseu.faults.keras.graph import LayerGraph
+    from hsiseu.faults.paramsets import ParameterSet
+    from hsiseu.model import build_unet
+
+    m, d = config["model"], config["data"]
+    height, width = d.get("crop") or (d["synthetic"]["height"], d["synthetic"]["width"])
+    bands = len(d["bands"]) if d.get("bands") else int(d["expected_bands"])
+    model = build_unet(height=int(height), width=int(width), bands=bands, n_classes=int(m["n_classes"]), af="relu",
+                       pools=int(m["pools"]), base_filters=int(m["base_filters"]), seed=0)
+    return [ParameterSet(name=n, kind=v.name, layer=n.split("/", 1)[0], shape=tuple(int(s) for s in v.shape),
+                         dtype="float32") for n, v in injectable_variables(LayerGraph(model)).items()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="hsiseu faults-sampling-plan", description=__doc__.split("\n\n")[0])
+    p.add_argument("--cells", type=Path, default=Path("results/relu/original/faults/cells.csv"))
+    p.add_argument("--sets", type=Path, default=None, help="parameter_sets.csv (default: beside --cells)")
+    p.add_argument("--error-margin", type=float, default=0.025)
+    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--paper-config", type=Path, default=None, help="also project onto this config's model (e.g. config/paper.yaml)")
+    p.add_argument("--ms", nargs="*", default=[], metavar="LOOP=MS",
+                   help="ms per fault of loops to turn faults into time, e.g. naive=21.2 fast=9.0")
+    p.add_argument("--replicates", type=int, default=4)
+    args = p.parse_args(argv)
+    from hsiseu.faults.stats.projection import expected_faults
+
+    if not args.cells.is_file():
+        p.error(f"--cells {args.cells}: no such file (run the campaign first)")
+    cells = pd.read_csv(args.cells)
+    sets_path = args.sets or args.cells.with_name("parameter_sets.csv")
+    loops = {k: float(v) for k, v in (item.split("=", 1) for item in args.ms)}
+    models = {"this model": cells}
+    if args.paper_config:
+        models["paper-size model (projected)"] = paper_cells(cells, pd.read_csv(sets_path),
+                                                             _paper_sets(yaml.safe_load(args.paper_config.read_text())))
+    print(f"profile: {args.cells} ({len(cells)} cells, mean error rate {cells['error_rate'].mean():.3f} %); "
+          f"e = {args.error_margin:g}, confidence {args.confidence:g}")
+    for name, table in models.items():
+        plan = expected_faults(table, error_margin=args.error_margin, confidence=args.confidence,
+                               replicates=args.replicates)
+        print(f"\n{name}: {table['set'].nunique()} sets, {len(table)} cells")
+        print(f"{'population':<11}{'units':>7}{'leveugle':>12}{'adaptive':>12}{'fewer':>8}"
+              + "".join(f"{'h ' + k + ' lev':>14}{'h ' + k + ' ada':>14}" for k in loops))
+        for row in plan.itertuples(index=False):
+            hours = "".join(f"{row.leveugle * ms / 3.6e6:>14.1f}{row.adaptive * ms / 3.6e6:>14.1f}"
+                            for ms in loops.values())
+            print(f"{row.population:<11}{row.units:>7}{row.leveugle:>12.0f}{row.adaptive:>12.0f}"
+                  f"{row.leveugle / max(row.adaptive, 1):>7.1f}x{hours}")
+        if len(loops) >= 2:
+            (a, ms_a), (b, ms_b) = list(loops.items())[:2]
+            cell = plan[plan["population"] == "cell"].iloc[0]
+            print(f"time to the guarantee (cell): {a} x leveugle / {b} x adaptive = "
+                  f"{cell.leveugle * ms_a / (cell.adaptive * ms_b):.1f}x "
+                  f"(faults {cell.leveugle / cell.adaptive:.1f}x, engine {ms_a / ms_b:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
