@@ -35,7 +35,7 @@ def tiny_config() -> dict:
     # Force the recovery path to run, so that its before/after record is exercised too.
     cfg["quantization"]["recovery"] = {"method": "bias_correction", "min_drop": -100.0}
     cfg["faults"].update(
-        sampling={"error_margin": 0.25, "confidence": 0.95, "p": 0.5, "fixed_n": 1},
+        sampling={**cfg["faults"]["sampling"], "method": "fixed", "error_margin": 0.25, "fixed_n": 1},
         bits=list(TINY_FAULT_BITS),
         test_images=1,
         shards=2,
@@ -90,3 +90,24 @@ def tiny_run(tmp_path_factory):
     proc = run_snakemake(dest, "--cores", "2", "--configfile", str(path), timeout=2400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return dest, cfg
+
+
+class Interrupted(Exception):
+    pass
+
+
+class StopsAfter:
+    """The real backend, interrupted after ``limit`` predictions (as a killed job would be)."""
+
+    def __init__(self, backend, limit: int | None):
+        self.backend, self.limit, self.served = backend, limit, 0
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def run(self, faults):
+        for pred in self.backend.run(faults):
+            if self.limit is not None and self.served >= self.limit:
+                raise Interrupted
+            self.served += 1
+            yield pred

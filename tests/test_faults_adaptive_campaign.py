@@ -13,6 +13,8 @@ from hsiseu.faults.litert.backend import TFLiteBackend
 from hsiseu.model import build_unet
 from hsiseu.quantization.convert import quantize_int8
 
+from conftest import Interrupted, StopsAfter
+
 RNG = np.random.default_rng(0)
 X = RNG.random((1, 16, 32, 3), dtype=np.float32)
 LABELS = np.zeros((1, 16, 32), np.uint8)
@@ -30,27 +32,6 @@ def backend():
             layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape).astype("float32"))
     content = quantize_int8(model, RNG.random((4, 16, 32, 3), dtype=np.float32))
     return TFLiteBackend(content, X, kernels="xnnpack", engine="fast")
-
-
-class Interrupted(Exception):
-    pass
-
-
-class StopsAfter:
-    """The real backend, interrupted after ``limit`` predictions (as a killed job would be)."""
-
-    def __init__(self, backend, limit: int | None):
-        self.backend, self.limit, self.served = backend, limit, 0
-
-    def __getattr__(self, name):
-        return getattr(self.backend, name)
-
-    def run(self, faults):
-        for pred in self.backend.run(faults):
-            if self.limit is not None and self.served >= self.limit:
-                raise Interrupted
-            self.served += 1
-            yield pred
 
 
 def _list(backend, tmp_path, sampling=SAMPLING):

@@ -19,6 +19,8 @@ from hsiseu.faults.keras.graph import UnsupportedModel  # noqa: E402
 from hsiseu.faults.outcomes import classes_from_scores, outcome_of  # noqa: E402
 from hsiseu.model import build_unet  # noqa: E402
 
+from conftest import Interrupted, StopsAfter  # noqa: E402
+
 BITS = [31, 30, 29, 27, 23, 22, 12, 0]
 
 
@@ -200,27 +202,6 @@ def test_equal_faulty_channels_share_one_downstream_run():
     runs = fast.engine.stats["downstream_runs"]
     assert a == outcomes(fast, faults)
     assert fast.engine.stats["downstream_runs"] == runs
-
-
-class Interrupted(Exception):
-    pass
-
-
-class StopsAfter:
-    """The real backend, interrupted after ``limit`` predictions (as a killed job would be)."""
-
-    def __init__(self, backend, limit: int | None):
-        self.backend, self.limit, self.served = backend, limit, 0
-
-    def __getattr__(self, name):
-        return getattr(self.backend, name)
-
-    def run(self, faults):
-        for pred in self.backend.run(faults):
-            if self.limit is not None and self.served >= self.limit:
-                raise Interrupted
-            self.served += 1
-            yield pred
 
 
 def test_killed_shard_resumes_without_losing_or_repeating_a_fault(tmp_path):

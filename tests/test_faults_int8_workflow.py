@@ -35,3 +35,32 @@ def test_fig7_and_fig8_build_from_a_tiny_real_int8_campaign(tiny_run):
         per_kind = cells.groupby("kind")["bit"].apply(lambda b: sorted(set(b)))
         assert per_kind["kernel"] == [0, 6, 7] and per_kind["bias"] == sorted(TINY_FAULT_BITS)
         assert ((outcomes["error_rate"] >= 0) & (outcomes["error_rate"] <= 100)).all()
+
+
+@pytest.mark.slow
+def test_an_adaptive_campaign_runs_through_the_dag_and_only_its_faults_are_listed_as_run(tiny_run, tmp_path):
+    """faults.sampling.method: adaptive through Snakemake: list -> shards owning units round by
+    round -> merge (audited) -> faults_run.csv and cells with intervals -> Fig 7 (in a copy of
+    the shared run, whose other tests expect its own config's results)."""
+    import copy
+    import shutil
+
+    from conftest import run_snakemake, write_config
+
+    shared, cfg = tiny_run
+    workflow_copy = tmp_path / "wf"
+    shutil.copytree(shared, workflow_copy, symlinks=True)
+    cfg = copy.deepcopy(cfg)
+    cfg["faults"]["sampling"].update(method="adaptive", error_margin=0.1, fixed_n=None)
+    cfg["faults"]["bits"] = [7, 31, 30]
+    path = write_config(workflow_copy, cfg, "adaptive.yaml")
+    proc = run_snakemake(workflow_copy, "--cores", "2", "--configfile", str(path), FIG7, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    faults_dir = workflow_copy / "results" / "relu" / "quantized" / "faults"
+    listed = pd.read_csv(faults_dir / "fault_list.csv")
+    run = pd.read_csv(faults_dir / "faults_run.csv")
+    assert {"unit", "rank"} <= set(listed.columns) and len(run) < len(listed)
+    assert sorted(pd.read_csv(faults_dir / "outcomes.csv")["fault"]) == run["fault"].tolist()
+    cells = pd.read_csv(faults_dir / "cells.csv")
+    assert ((cells["error_rate_high"] - cells["error_rate_low"]) / 2 <= 10 + 1e-9).all()
+    assert (workflow_copy / FIG7).stat().st_size > 1000
