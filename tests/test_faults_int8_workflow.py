@@ -53,8 +53,9 @@ def test_an_adaptive_campaign_runs_through_the_dag_and_only_its_faults_are_liste
     cfg = copy.deepcopy(cfg)
     cfg["faults"]["sampling"].update(method="adaptive", error_margin=0.1, fixed_n=None)
     cfg["faults"]["bits"] = [7, 31, 30]
+    cfg["faults"]["engine"] = "fast"  # the default engine through the DAG
     path = write_config(workflow_copy, cfg, "adaptive.yaml")
-    proc = run_snakemake(workflow_copy, "--cores", "2", "--configfile", str(path), FIG7, timeout=900)
+    proc = run_snakemake(workflow_copy, FIG7, "--cores", "2", "--configfile", str(path), timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     faults_dir = workflow_copy / "results" / "relu" / "quantized" / "faults"
     listed = pd.read_csv(faults_dir / "fault_list.csv")

@@ -51,6 +51,8 @@ def fault_list(config: Mapping[str, Any], stage: str, model_path: str | os.PathL
                out_faults: str | os.PathLike[str], out_sets: str | os.PathLike[str], threads: int | None = None) -> None:
     f = config["faults"]
     x, _ = test_data(config)
+    # the list needs the parameter sets only: the reference engine builds nothing else
+    config = {**config, "faults": {**f, "engine": "reference"}}
     backend = backend_for(config, stage, model_path, x[:1], threads)
     campaign.write_fault_list(backend, sampling=f["sampling"], bits=f.get("bits"), seed=int(f["seed"]),
                               out_faults=out_faults, out_sets=out_sets)

@@ -61,8 +61,9 @@ class Part:
 
     def __init__(self, slicer: Slicer, start: int, stop: int, batch: int, kernels: str,
                  inputs: Mapping[int, np.ndarray], outputs=None) -> None:
-        self.content, self.io = slicer.submodel(start, stop, batch=batch, outputs=outputs)
+        self.content: bytes
         self.io: Slice
+        self.content, self.io = slicer.submodel(start, stop, batch=batch, outputs=outputs)
         self.kernels = kernels
         self._where: dict[int, tuple[int, np.dtype, int]] = {}
         self.interp = make_interpreter(self.content, kernels=kernels)
