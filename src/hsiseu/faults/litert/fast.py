@@ -139,13 +139,13 @@ class FastEngine:
         self.stats["reference_faults"] += 1
         return next(self._reference.run([fault]))
 
-    def _downstream(self, j: int, faulty: dict[int, np.ndarray]) -> Prediction:
-        """The prediction for a faulty output of operator j."""
+    def _downstream(self, j: int, faulty: dict[int, np.ndarray]) -> Prediction | None:
+        """The prediction for a faulty output of operator j (None: no trusted downstream)."""
         if j == len(self.ops) - 1:  # the faulty operator produced the model output
             return prediction_from_scores(faulty[self.output])
         tail = self._tail(j)
         if tail is None:
-            return None  # type: ignore[return-value]
+            return None
         self.stats["tail_runs"] += 1
         out = tail.run(changed={t: v for t, v in faulty.items() if t in tail.inputs})
         return prediction_from_scores(out[tail.io.outputs[0]])
