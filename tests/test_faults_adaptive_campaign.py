@@ -41,11 +41,11 @@ def _list(backend, tmp_path, sampling=SAMPLING):
     return faults
 
 
-def _shards(backend, faults, tmp_path, sampling=SAMPLING, n=2):
+def _shards(backend, faults, tmp_path, sampling=SAMPLING, n=2, bits=BITS):
     paths = [tmp_path / "shards" / f"{k}-of-{n}.csv" for k in range(n)]
     for k, out in enumerate(paths):
         campaign.run_shard(backend, faults_path=faults, labels=LABELS, shard=k, n_shards=n, out=out, chunk_size=40,
-                           progress=False, sampling=sampling, bits=BITS)
+                           progress=False, sampling=sampling, bits=bits)
     return paths
 
 
@@ -111,7 +111,66 @@ def test_leveugle_and_set_population_lists_still_run_every_listed_fault(backend,
                                      sampling=sampling, bits=BITS, out_faults_run=tmp_path / "faults_run.csv")
     assert sorted(outcomes["fault"]) == listed["fault"].tolist()
     cells = pd.read_csv(tmp_path / "cells.csv")
-    assert cells["interval"].str.contains("set: cell's own faults").all()
+    assert cells["interval"].str.contains("cell's own faults").all()
+    assert (cells["unit"] == cells["set"]).all() and (cells["unit_bits"] >= cells.groupby("set")["bit"].transform("size")).all()
+    for _, group in cells.groupby("set"):  # every cell carries its set unit's one estimate
+        assert group[["unit_error_rate", "unit_error_rate_low", "unit_error_rate_high"]].nunique().max() == 1
+
+
+def test_pooled_mantissa_is_one_unit_per_float_set_whose_mean_weighs_its_bits(tmp_path):
+    from hsiseu.faults.keras.backend import KerasBackend
+    from hsiseu.faults.stats.aggregate import set_estimates
+    from hsiseu.faults.stats.candidates import cell_units, units
+
+    model = build_unet(height=16, width=32, bands=3, n_classes=5, af="relu", pools=2, base_filters=4, seed=0)
+    float_backend = KerasBackend(model, X, engine="fast")
+    bits = [31, 30, 23, 22, 12, 0]
+    sampling = {**SAMPLING, "mantissa_population": "set", "mantissa_error_margin": 0.2}
+    sets = float_backend.parameter_sets()
+    table = units(sets, bits, "cell", sampling)
+    pooled = table[table["unit"].str.endswith(":mantissa")]
+    assert len(pooled) == len(sets) and (pooled["bits"] == 3).all() and (pooled["error_margin"] == 0.2).all()
+    assert (pooled["population"] == [3 * s.size for s in sets]).all()
+    assert len(table) == len(sets) * 4  # bits 31, 30, 23 as cells and one mantissa unit per set
+    assert cell_units(sets, bits, sampling)[(sets[0].name, 12)] == f"{sets[0].name}:mantissa"
+    with pytest.raises(ValueError, match="mantissa_population"):
+        units(sets, bits, "set", {**sampling, "population": "set"})
+
+    faults = tmp_path / "fault_list.csv"
+    campaign.write_fault_list(float_backend, sampling=sampling, bits=bits, seed=3, out_faults=faults,
+                              out_sets=tmp_path / "parameter_sets.csv")
+    listed = faultlist.read(faults)
+    assert set(listed["unit"]) == set(table["unit"])
+    mant = listed[listed["unit"] == f"{sets[0].name}:mantissa"]
+    assert set(mant["bit"]) <= {22, 12, 0} and len(set(mant["bit"])) > 1  # the bit is drawn per fault
+    paths = _shards(float_backend, faults, tmp_path, sampling, bits=bits)
+    campaign.merge_shards(paths, faults_path=faults, sets_path=tmp_path / "parameter_sets.csv",
+                          out_outcomes=tmp_path / "outcomes.csv", out_cells=tmp_path / "cells.csv",
+                          sampling=sampling, bits=bits, out_faults_run=tmp_path / "faults_run.csv")
+    cells = pd.read_csv(tmp_path / "cells.csv")
+    outcomes = pd.read_csv(tmp_path / "outcomes.csv")
+    name = sets[0].name
+    in_unit = outcomes[(outcomes["set"] == name) & outcomes["bit"].isin([22, 12, 0])]
+    row = cells[(cells["set"] == name) & (cells["bit"] < 23)].iloc[0]
+    assert row["unit"] == f"{name}:mantissa" and row["unit_bits"] == 3
+    assert row["unit_error_rate"] == pytest.approx(in_unit["error_rate"].mean())
+    assert row["unit_error_rate_low"] <= row["unit_error_rate"] <= row["unit_error_rate_high"]
+    assert (row["unit_error_rate_high"] - row["unit_error_rate_low"]) / 2 <= 20 + 1e-9  # e = 0.2 in points
+    # the set's mean: its three cells and its mantissa unit (3 bits), not the mantissa cells present
+    own = cells[(cells["set"] == name) & (cells["bit"] >= 23)]
+    expected = (own["error_rate"].sum() + 3 * row["unit_error_rate"]) / 6
+    assert set_estimates(cells).loc[name, "mean"] == pytest.approx(expected)
+
+
+def test_set_estimates_of_a_cells_table_without_units_are_the_mean_over_bits():
+    from hsiseu.faults.stats.aggregate import model_estimate, set_estimates
+
+    cells = pd.DataFrame({"set": ["a", "a", "b"], "order": [0, 0, 1], "bit": [1, 0, 0],
+                          "error_rate": [2.0, 4.0, 10.0], "error_rate_low": [1.0, 3.0, 8.0],
+                          "error_rate_high": [3.0, 6.0, 12.0]})
+    est = set_estimates(cells)
+    assert est.index.tolist() == ["a", "b"] and est.loc["a"].tolist() == [3.0, 2.0, 4.5]
+    assert model_estimate(cells) == {"mean": pytest.approx(16 / 3), "low": pytest.approx(4.0), "high": pytest.approx(7.0)}
 
 
 def test_mantissa_units_take_their_own_margin_and_the_rest_the_main_one():
@@ -144,3 +203,34 @@ def test_sampling_plan_counts_faults_per_population_and_projects_onto_a_larger_m
     big = [ParameterSet(f"big_{i}/{kind}", kind, f"big_{i}", (1000,), "int8") for i in range(6) for kind in ("kernel", "bias")]
     mapped = paper_cells(cells, sets, big)
     assert set(mapped["set"]) == {p.name for p in big} and (mapped["population"] == 1000).all()
+
+
+def test_sampling_plan_scales_ms_per_fault_to_the_projected_model_by_its_flops_and_images(backend, tmp_path, capsys):
+    import yaml
+
+    from hsiseu.faults.sampling_plan import cost_scale, main
+    from hsiseu.model import build_unet, complexity
+
+    from conftest import load_config
+
+    faults = _list(backend, tmp_path, {**SAMPLING, "method": "leveugle", "error_margin": 0.3})
+    paths = _shards(backend, faults, tmp_path, {**SAMPLING, "method": "leveugle", "error_margin": 0.3})
+    campaign.merge_shards(paths, faults_path=faults, sets_path=tmp_path / "parameter_sets.csv",
+                          out_outcomes=tmp_path / "outcomes.csv", out_cells=tmp_path / "cells.csv")
+    own, big = load_config(), load_config()
+    own["model"].update(pools=2, base_filters=4)
+    own["data"]["synthetic"].update(height=16, width=32)
+    own["faults"]["test_images"] = 1
+    big["model"].update(pools=2, base_filters=8)
+    big["data"].update(crop=[32, 64])
+    big["faults"]["test_images"] = 3
+    for name, cfg in (("own.yaml", own), ("big.yaml", big)):
+        (tmp_path / name).write_text(yaml.safe_dump(cfg))
+    flops = [complexity(build_unet(height=h, width=w, bands=25, n_classes=5, af="relu", pools=2, base_filters=f,
+                                   seed=0)).gflops for h, w, f in ((16, 32, 4), (32, 64, 8))]
+    scale = cost_scale(flops[0], 1, flops[1], 3)
+    assert scale == pytest.approx(3 * flops[1] / flops[0]) and scale > 3 * 4 * 3  # 4x pixels, ~4x MACs per pixel
+    assert main(["--cells", str(tmp_path / "cells.csv"), "--config", str(tmp_path / "own.yaml"),
+                 "--paper-config", str(tmp_path / "big.yaml"), "--ms", "naive=10", "fast=4"]) == 0
+    out = capsys.readouterr().out
+    assert f"ms per fault x {scale:.0f}" in out and "x 3 images" in out

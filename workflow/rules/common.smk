@@ -23,7 +23,7 @@ def data_ready():
 def training_config(wildcards):
     """The config keys training reads, with only this AF's epochs, so that editing another AF's
     epochs (or any later stage's settings) does not retrain this model."""
-    cfg = {key: config[key] for key in ("seed", "data", "model")}
+    cfg = {key: config[key] for key in ("seed", "threads", "data", "model")}
     cfg["training"] = dict(config["training"], epochs={wildcards.af: config["training"]["epochs"][wildcards.af]})
     return cfg
 
@@ -63,6 +63,7 @@ def _eval_config():
     # What scoring a model on a split reads (the dataset and its batching).
     return {
         "seed": config["seed"],
+        "threads": config["threads"],
         "data": config["data"],
         "model": config["model"],
         "training": {"batch_size": config["training"]["batch_size"]},

@@ -9,7 +9,7 @@ rule prune_sensitivity:
         k=r"\d+",
     log:
         "logs/prune/{af}/iter{k}_sensitivity.log",
-    threads: 2
+    threads: config["threads"]
     resources:
         mem_mb=4000,
     conda:
@@ -34,7 +34,7 @@ rule prune_iteration:
         k=r"\d+",
     log:
         "logs/prune/{af}/iter{k}.log",
-    threads: 2
+    threads: config["threads"]
     resources:
         mem_mb=4000,
     conda:
@@ -57,7 +57,7 @@ rule prune:
         config=assemble_config,
     log:
         "logs/prune/{af}/assemble.log",
-    threads: 2
+    threads: config["threads"]
     resources:
         mem_mb=4000,
     conda:

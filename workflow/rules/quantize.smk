@@ -9,7 +9,7 @@ rule quantize:
         config=quantization_config,
     log:
         "logs/quantize/{af}.log",
-    threads: 2
+    threads: config["threads"]
     resources:
         mem_mb=4000,
     conda:

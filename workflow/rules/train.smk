@@ -9,7 +9,7 @@ rule train:
         config=training_config,
     log:
         "logs/train/{af}.log",
-    threads: 2
+    threads: config["threads"]
     resources:
         mem_mb=4000,
     conda:

@@ -36,8 +36,8 @@ from hsiseu.faults.bitflip import flip_bits
 from hsiseu.faults.outcomes import OUTCOME_COLUMNS, outcome_of
 from hsiseu.faults.paramsets import sets_frame, sets_from_frame
 from hsiseu.faults.stats.adaptive import UnitState
-from hsiseu.faults.stats.candidates import (candidate_faults, method_of, pending_faults, population_of, unit_state,
-                                            units)
+from hsiseu.faults.stats.candidates import (candidate_faults, cell_units, in_rank_order, method_of, pending_faults,
+                                            population_of, unit_layout, unit_state, units)
 from hsiseu.faults.stats.intervals import normal_interval
 from hsiseu.io import atomic_path, read_json, write_json
 
@@ -47,7 +47,8 @@ __all__ = ["write_fault_list", "run_shard", "merge_shards", "cell_summary", "CEL
 
 CELL_COLUMNS = (
     "order", "set", "kind", "layer", "bit", "population", "n", "error_rate", "error_rate_std",
-    "error_rate_low", "error_rate_high", "interval", "error_rate_labelled", "changed", "nonfinite",
+    "error_rate_low", "error_rate_high", "interval", "unit", "unit_bits", "unit_error_rate",
+    "unit_error_rate_low", "unit_error_rate_high", "error_rate_labelled", "changed", "nonfinite",
 )
 
 
@@ -56,7 +57,7 @@ def write_fault_list(backend: Backend, *, sampling, bits: Sequence[int] | None, 
     """Draw and store the fault list of a model, with its parameter-set table (sizes, dtypes,
     share of values in 1 < |x| < 2)."""
     sets = backend.parameter_sets()
-    if method_of(sampling) == "adaptive" or population_of(sampling) != "cell":
+    if in_rank_order(sampling):
         frame = candidate_faults(sets, bits, population_of(sampling), sampling, seed)
     else:
         frame = faultlist.generate(sets, sampling=sampling, bits=bits, seed=seed)
@@ -196,41 +197,64 @@ def run_shard(backend: Backend, *, faults_path: str | os.PathLike[str], labels: 
     return result
 
 
-def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sampling, confidence: float) -> pd.DataFrame:
-    """Each cell's interval on its mean error rate (%), and how it was made.
+def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sets: pd.DataFrame, sampling,
+                      bits: Sequence[int] | None, confidence: float) -> pd.DataFrame:
+    """Each cell's interval on its mean error rate (%), how it was made, and its unit's estimate.
 
-    A ``cell`` unit reports its unit's interval: Leveugle's normal interval with p = 1/2
-    (``leveugle``) or with the variance bound p* its confidence sequence earned (``adaptive``,
-    ``fixed``). A cell inside a larger unit (``set``, ``network``) holds a random number of
-    faults; it gets the p* interval on its own faults, which is valid but wider than e."""
+    A cell that is a unit of its own reports the unit's interval: Leveugle's normal interval
+    with p = 1/2 (``leveugle``) or with the variance bound p* its confidence sequence earned
+    (``adaptive``, ``fixed``). A cell inside a larger unit (``set``, ``network``, a pooled
+    mantissa) holds a random number of faults; it gets the p* interval on its own faults, which
+    is valid but wider than e, and the ``unit_*`` columns carry the unit's mean and interval
+    (the estimate with the guarantee; equal to the cell's own for a one-cell unit) and how many
+    bits it spans (a cell of a pooled unit may have drawn no fault and be absent: set means
+    weigh units by their bits, :func:`hsiseu.reporting.fault_figures.set_estimates`)."""
     method = method_of(sampling)
-    population = population_of(sampling)
+    units_of = cell_units(sets_from_frame(sets), bits, sampling)
+    table = unit_layout(sets_from_frame(sets), bits, sampling)
     # The confidence sequence behind p* reads the outcomes in draw order: a list of candidates
     # is numbered in it; a list drawn by faultlist.generate is sorted by index, so its (random)
     # sample is put in a seeded random order first.
-    shuffle = "rank" not in outcomes.columns and population == "cell" and method != "adaptive"
+    shuffle = not in_rank_order(sampling)
     rng = np.random.default_rng(0)
-    by_cell = {key: (rng.permutation(x) if shuffle else x) for key, g in
-               outcomes.sort_values("fault").groupby(["set", "bit"], sort=False)
-               for x in [g["error_rate"].to_numpy(dtype=np.float64) / 100.0]}
-    low, high, how = [], [], []
+    ordered = outcomes.sort_values("fault")
+    by_cell = {key: g["error_rate"].to_numpy(dtype=np.float64) / 100.0
+               for key, g in ordered.groupby(["set", "bit"], sort=False)}
+    by_cell = {key: np.clip(rng.permutation(x) if shuffle else x, 0, 1) for key, x in by_cell.items()}
+    if shuffle:  # a per-cell list: every unit is one cell
+        samples = {units_of[key]: x for key, x in by_cell.items()}
+    else:
+        unit = [units_of[key] for key in zip(ordered["set"], ordered["bit"].astype(int))]
+        samples = {u: np.clip(g.to_numpy(dtype=np.float64) / 100.0, 0, 1)
+                   for u, g in ordered["error_rate"].groupby(pd.Series(unit, index=ordered.index), sort=False)}
+    p_unit = 0.5 if method == "leveugle" else None
+    level = f"{100 * confidence:g} %"
+    unit_iv = {u: normal_interval(x, confidence, int(table.loc[u, "population"]), p_unit) for u, x in samples.items()}
+    cols: dict[str, list] = {k: [] for k in ("error_rate_low", "error_rate_high", "interval", "unit", "unit_bits",
+                                             "unit_error_rate", "unit_error_rate_low", "unit_error_rate_high")}
     for row in cells.itertuples(index=False):
-        x = np.clip(by_cell[(row.set, row.bit)], 0, 1)
-        p = 0.5 if method == "leveugle" and population == "cell" else None
-        iv = normal_interval(x, confidence, int(row.population), p)
-        low.append(100 * iv.low)
-        high.append(100 * iv.high)
-        how.append(f"{method} {population}, normal p={'1/2' if p else 'p*'}, {100 * confidence:g} %"
-                   if population == "cell" else f"{method} {population}: cell's own faults, normal p=p*, "
-                   f"{100 * confidence:g} %")
-    return cells.assign(error_rate_low=low, error_rate_high=high, interval=how)
+        unit = units_of[(row.set, int(row.bit))]
+        whole = unit_iv[unit]
+        alone = int(table.loc[unit, "bits"]) == 1 and table.loc[unit, "set"] == row.set
+        iv = whole if alone else normal_interval(by_cell[(row.set, row.bit)], confidence, int(row.population), None)
+        cols["error_rate_low"].append(100 * iv.low)
+        cols["error_rate_high"].append(100 * iv.high)
+        cols["interval"].append(f"{method} unit {unit}, normal p={'1/2' if p_unit else 'p*'}, {level}" if alone
+                                else f"{method}, cell of unit {unit}: cell's own faults, normal p=p*, {level}")
+        cols["unit"].append(unit)
+        cols["unit_bits"].append(int(table.loc[unit, "bits"]))
+        cols["unit_error_rate"].append(100 * whole.mean)
+        cols["unit_error_rate_low"].append(100 * whole.low)
+        cols["unit_error_rate_high"].append(100 * whole.high)
+    return cells.assign(**cols)
 
 
-def cell_summary(outcomes: pd.DataFrame, sets: pd.DataFrame, sampling=None) -> pd.DataFrame:
+def cell_summary(outcomes: pd.DataFrame, sets: pd.DataFrame, sampling=None,
+                 bits: Sequence[int] | None = None) -> pd.DataFrame:
     """Per (parameter set, bit): faults injected, population, mean (and std) error rate with its
-    interval (``sampling``: the config's ``faults.sampling``; the confidence is its
-    ``confidence``, 95 % without it), share of faults that changed any pixel / made the output
-    non-finite."""
+    interval and its unit's estimate (``sampling``: the config's ``faults.sampling``, ``bits``
+    its ``faults.bits``; the confidence is its ``confidence``, 95 % without it), share of faults
+    that changed any pixel / made the output non-finite."""
     grouped = outcomes.groupby(["set", "bit"], sort=False)
     cells = grouped.agg(
         n=("fault", "size"),
@@ -247,7 +271,7 @@ def cell_summary(outcomes: pd.DataFrame, sets: pd.DataFrame, sampling=None) -> p
     cells["population"] = cells["set"].map(meta["size"]).astype(int)
     cells["error_rate_std"] = cells["error_rate_std"].fillna(0.0)
     sampling = dict(sampling or {})
-    cells = _interval_columns(cells, outcomes, sampling, float(sampling.get("confidence", 0.95)))
+    cells = _interval_columns(cells, outcomes, sets, sampling, bits, float(sampling.get("confidence", 0.95)))
     return cells.sort_values(["order", "bit"], ascending=[True, False]).loc[:, list(CELL_COLUMNS)].reset_index(drop=True)
 
 
@@ -301,7 +325,7 @@ def merge_shards(shard_paths: Sequence[str | os.PathLike[str]], *, faults_path: 
         outcomes.to_csv(tmp, index=False, lineterminator="\n")
     if out_faults_run is not None:
         faultlist.write(listed[listed["fault"].isin(expected)], out_faults_run)
-    cells = cell_summary(outcomes, pd.read_csv(sets_path), sampling)
+    cells = cell_summary(outcomes, pd.read_csv(sets_path), sampling, bits)
     with atomic_path(out_cells) as tmp:
         cells.to_csv(tmp, index=False, lineterminator="\n")
     return outcomes

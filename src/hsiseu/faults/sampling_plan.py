@@ -9,7 +9,9 @@ paper-size model (5 pooling levels, 32 base filters: the config's ``model`` sect
 ``--paper-config``) each of its parameter sets takes the profile of the default model's set of
 the same kind (kernel, bias, gamma, beta) at the nearest relative depth, with its own size: a
 projection, said so in the output. Time = faults x ms per fault of a loop (``--ms``: e.g. the
-naive loop and the fast engine from ``hsiseu faults-benchmark``).
+naive loop and the fast engine from ``hsiseu faults-benchmark`` on the ``--cells`` model); on the
+paper-size model the ms are scaled by GFLOPs per image x test images (:func:`cost_scale`), so its
+CPU-hours are a projection too.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-__all__ = ["paper_cells", "main"]
+__all__ = ["paper_cells", "cost_scale", "main"]
 
 
 def paper_cells(cells: pd.DataFrame, sets: pd.DataFrame, paper_sets) -> pd.DataFrame:
@@ -43,19 +45,30 @@ def paper_cells(cells: pd.DataFrame, sets: pd.DataFrame, paper_sets) -> pd.DataF
     return pd.concat(rows, ignore_index=True)
 
 
-def _paper_sets(config: dict):
-    from hsiseu.faults.keras.backend import injectable_variables
-    from hsiseu.faults.keras.graph import LayerGraph
-    from hsiseu.faults.paramsets import ParameterSet
+def _model_of(config: dict):
     from hsiseu.model import build_unet
 
     m, d = config["model"], config["data"]
     height, width = d.get("crop") or (d["synthetic"]["height"], d["synthetic"]["width"])
     bands = len(d["bands"]) if d.get("bands") else int(d["expected_bands"])
-    model = build_unet(height=int(height), width=int(width), bands=bands, n_classes=int(m["n_classes"]), af="relu",
-                       pools=int(m["pools"]), base_filters=int(m["base_filters"]), seed=0)
+    return build_unet(height=int(height), width=int(width), bands=bands, n_classes=int(m["n_classes"]), af="relu",
+                      pools=int(m["pools"]), base_filters=int(m["base_filters"]), seed=0)
+
+
+def _paper_sets(model):
+    from hsiseu.faults.keras.backend import injectable_variables
+    from hsiseu.faults.keras.graph import LayerGraph
+    from hsiseu.faults.paramsets import ParameterSet
+
     return [ParameterSet(name=n, kind=v.name, layer=n.split("/", 1)[0], shape=tuple(int(s) for s in v.shape),
                          dtype="float32") for n, v in injectable_variables(LayerGraph(model)).items()]
+
+
+def cost_scale(own_gflops: float, own_images: int, other_gflops: float, other_images: int) -> float:
+    """ms per fault on another model from this one's: a fault's cost is one (partial) forward
+    pass over the test images, so it scales with GFLOPs per image x images at the same FLOP
+    rate (pessimistic for the larger model, whose kernels run nearer the machine's peak)."""
+    return (other_gflops * other_images) / (own_gflops * own_images)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,28 +81,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ms", nargs="*", default=[], metavar="LOOP=MS",
                    help="ms per fault of loops to turn faults into time, e.g. naive=21.2 fast=9.0")
     p.add_argument("--replicates", type=int, default=4)
+    p.add_argument("--config", type=Path, default=Path("config/config.yaml"),
+                   help="the config the --cells campaign ran under (its model and faults.test_images)")
+    p.add_argument("--paper-test-images", type=int, default=None,
+                   help="test images of the projected campaign (default: --paper-config's faults.test_images; "
+                        "when that is null, hours are per test image)")
     args = p.parse_args(argv)
     from hsiseu.faults.stats.projection import expected_faults
+    from hsiseu.model import complexity
 
     if not args.cells.is_file():
         p.error(f"--cells {args.cells}: no such file (run the campaign first)")
     cells = pd.read_csv(args.cells)
     sets_path = args.sets or args.cells.with_name("parameter_sets.csv")
     loops = {k: float(v) for k, v in (item.split("=", 1) for item in args.ms)}
-    models = {"this model": cells}
+    models = {"this model": (cells, 1.0, "")}
     if args.paper_config:
-        models["paper-size model (projected)"] = paper_cells(cells, pd.read_csv(sets_path),
-                                                             _paper_sets(yaml.safe_load(args.paper_config.read_text())))
+        if not args.config.is_file():
+            p.error(f"--config {args.config}: no such file (needed to scale ms per fault to the paper model)")
+        own_cfg = yaml.safe_load(args.config.read_text())
+        paper_cfg = yaml.safe_load(args.paper_config.read_text())
+        own_images = int(own_cfg["faults"]["test_images"] or own_cfg["data"]["synthetic"]["n_test"])
+        paper_images = args.paper_test_images or paper_cfg["faults"].get("test_images") or 1
+        paper_model = _model_of(paper_cfg)
+        own_gflops, paper_gflops = complexity(_model_of(own_cfg)).gflops, complexity(paper_model).gflops
+        scale = cost_scale(own_gflops, own_images, paper_gflops, int(paper_images))
+        per = "" if args.paper_test_images or paper_cfg["faults"].get("test_images") else " per test image"
+        models["paper-size model (projected)"] = (
+            paper_cells(cells, pd.read_csv(sets_path), _paper_sets(paper_model)), scale,
+            f"ms per fault x {scale:.0f} (GFLOPs {paper_gflops:.2f} x {paper_images} images against "
+            f"{own_gflops:.3f} x {own_images}){per}")
     print(f"profile: {args.cells} ({len(cells)} cells, mean error rate {cells['error_rate'].mean():.3f} %); "
           f"e = {args.error_margin:g}, confidence {args.confidence:g}")
-    for name, table in models.items():
+    for name, (table, scale, note) in models.items():
         plan = expected_faults(table, error_margin=args.error_margin, confidence=args.confidence,
                                replicates=args.replicates)
-        print(f"\n{name}: {table['set'].nunique()} sets, {len(table)} cells")
+        print(f"\n{name}: {table['set'].nunique()} sets, {len(table)} cells" + (f"; CPU-hours: {note}" if note else ""))
         print(f"{'population':<11}{'units':>7}{'leveugle':>12}{'adaptive':>12}{'fewer':>8}"
               + "".join(f"{'h ' + k + ' lev':>14}{'h ' + k + ' ada':>14}" for k in loops))
         for row in plan.itertuples(index=False):
-            hours = "".join(f"{row.leveugle * ms / 3.6e6:>14.1f}{row.adaptive * ms / 3.6e6:>14.1f}"
+            hours = "".join(f"{row.leveugle * ms * scale / 3.6e6:>14.1f}{row.adaptive * ms * scale / 3.6e6:>14.1f}"
                             for ms in loops.values())
             print(f"{row.population:<11}{row.units:>7}{row.leveugle:>12.0f}{row.adaptive:>12.0f}"
                   f"{row.leveugle / max(row.adaptive, 1):>7.1f}x{hours}")

@@ -1,10 +1,10 @@
 """Figures 2-6 of the paper from merged fault-injection outcomes (backend-agnostic).
 
 Inputs are the campaign's ``cells.csv`` (per parameter set x bit) and ``parameter_sets.csv``.
-A set's mean error rate is the mean over its injected bits of the per-bit (cell) means, i.e.
-every bit equally likely to be hit, as for a uniformly random upset in the set's storage. Its
-interval is the mean of its cells' interval ends (``error_rate_low`` / ``error_rate_high`` of
-``cells.csv``): it holds whenever every cell's interval does.
+A set's mean error rate is the mean over its injected bits of the per-bit means, i.e. every bit
+equally likely to be hit, as for a uniformly random upset in the set's storage, with an interval
+(:func:`hsiseu.faults.stats.aggregate.set_estimates`: from the population units, a pooled
+mantissa weighted by its bits).
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hsiseu.faults.bitflip import bit_field  # noqa: E402
+from hsiseu.faults.stats.aggregate import set_estimates  # noqa: E402
 from hsiseu.io import atomic_path  # noqa: E402
 from hsiseu.settings import AF_LABELS  # noqa: E402
 
-__all__ = ["heatmap", "mean_error_by_set", "msb_minus_range", "set_means", "set_intervals", "wide_cells",
+__all__ = ["heatmap", "mean_error_by_set", "msb_minus_range", "wide_cells",
            "mark_wide", "msb_table", "SIGN_EXPONENT"]
 
 #: binary32 bits shown by default in Fig. 2 (the paper omits the mantissa: negligible errors).
@@ -78,26 +79,12 @@ def heatmap(cells: pd.DataFrame, path: str | os.PathLike[str], *, bits: Sequence
     _save(fig, path)
 
 
-def set_means(cells: pd.DataFrame) -> pd.Series:
-    """Mean error rate (%) per set, over its injected bits, in graph order."""
-    means = cells.groupby("set")["error_rate"].mean()
-    return means.loc[_set_order(cells)]
-
-
-def set_intervals(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per set (graph order): the mean of its cells' interval ends, ``low`` and ``high`` (%)."""
-    if "error_rate_low" not in cells:
-        return pd.DataFrame({"low": np.nan, "high": np.nan}, index=_set_order(cells))
-    ends = cells.groupby("set")[["error_rate_low", "error_rate_high"]].mean()
-    return ends.rename(columns={"error_rate_low": "low", "error_rate_high": "high"}).loc[_set_order(cells)]
-
-
 def mean_error_by_set(cells_by_af: Mapping[str, pd.DataFrame], path: str | os.PathLike[str], *, title: str = "") -> pd.DataFrame:
     """Figs. 3/5/8: mean error rate per set for each AF, with the set's interval as error bar;
     the legend gives each AF's overall mean and standard deviation over sets (also drawn as the
     right-most bars). Returns the table of means."""
-    table = pd.DataFrame({af: set_means(c) for af, c in cells_by_af.items()})
-    ends = {af: set_intervals(c) for af, c in cells_by_af.items()}
+    ends = {af: set_estimates(c) for af, c in cells_by_af.items()}
+    table = pd.DataFrame({af: e["mean"] for af, e in ends.items()})
     order = _set_order(next(iter(cells_by_af.values())))
     table = table.reindex(order + [s for s in table.index if s not in order])
     n_af = len(table.columns)

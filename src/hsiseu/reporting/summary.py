@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from hsiseu.faults.stats.aggregate import model_estimate
 from hsiseu.io import read_json
 
 
@@ -26,14 +27,16 @@ def iou_summary(metrics_paths: Mapping[tuple[str, str], str | os.PathLike[str]],
 def fault_summary(cells_paths: Mapping[tuple[str, str], str | os.PathLike[str]]) -> dict:
     """{af: {stage: {mean_error_rate, its interval, worst_cell_error_rate, faults, cells}}}: every
     (set, bit) cell weighs the same, as in the paper's mean bit-flip error rate; the interval is
-    the mean of the cells' interval ends (it holds whenever every cell's does)."""
+    the bit-weighted mean of the population units' interval ends (it holds whenever every unit's
+    does; :func:`hsiseu.faults.stats.aggregate.model_estimate`)."""
     out: dict = {}
     for (af, stage), path in cells_paths.items():
         cells = pd.read_csv(path)
+        estimate = model_estimate(cells)
         out.setdefault(af, {})[stage] = {
-            "mean_error_rate": round(float(cells["error_rate"].mean()), 6),
-            "mean_error_rate_low": round(float(cells["error_rate_low"].mean()), 6),
-            "mean_error_rate_high": round(float(cells["error_rate_high"].mean()), 6),
+            "mean_error_rate": round(estimate["mean"], 6),
+            "mean_error_rate_low": round(estimate["low"], 6),
+            "mean_error_rate_high": round(estimate["high"], 6),
             "cells": int(len(cells)),
             "worst_cell_error_rate": round(float(cells["error_rate"].max()), 6),
             "faults": int(cells["n"].sum()),

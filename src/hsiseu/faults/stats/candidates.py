@@ -10,6 +10,12 @@ Why units. Leveugle's n is a sample size for *one* population; which population 
 - ``network``: every (set, value, bit) triple of the model, N = their sum. One estimate for the
   whole model (per-set figures become anecdotal).
 
+``mantissa_population: set`` (with ``population: cell``) pools a float set's mantissa bits into
+one unit, ``<set>:mantissa``: N = size x mantissa bits, the bit drawn uniformly per fault. Its
+mean is exactly the mean of those bits' cell means, so a set's mean over bits stays estimable
+with an interval; the cost is ~one cell's faults instead of 23 for bits whose errors are small
+and which the paper's heat maps leave out.
+
 Why a seeded order. Each unit draws its candidates -- its Leveugle list (at p = 1/2 for
 ``adaptive``, at the configured p for ``leveugle``, ``fixed_n`` for ``fixed``), capped at N --
 without replacement in a uniformly random order from its own stream; ``rank`` is the position in
@@ -34,17 +40,19 @@ from hsiseu.faults.paramsets import ParameterSet
 from hsiseu.faults.sampling import leveugle_n
 from hsiseu.faults.stats.adaptive import METHODS, MIN_ROUND, UnitState
 
-__all__ = ["POPULATIONS", "UNIT_COLUMNS", "CANDIDATE_COLUMNS", "method_of", "population_of", "unit_sample_size",
+__all__ = ["POPULATIONS", "MANTISSA_POPULATIONS", "UNIT_COLUMNS", "mantissa_population_of", "cell_units", "unit_layout",
+           "in_rank_order", "CANDIDATE_COLUMNS", "method_of", "population_of", "unit_sample_size",
            "units", "candidate_faults", "unit_state", "pending_faults"]
 
 POPULATIONS = ("cell", "set", "network")
-UNIT_COLUMNS = ("unit", "set", "bit", "population", "candidates", "error_margin")
+MANTISSA_POPULATIONS = ("cell", "set")
+UNIT_COLUMNS = ("unit", "set", "bit", "bits", "population", "candidates", "error_margin")
 CANDIDATE_COLUMNS = ("fault", "set", "bit", "index", "unit", "rank")
 
 #: third SeedSequence word of the ``set`` and ``network`` streams: above every bit number, so no
 #: stream coincides with a cell's ``[seed, order, bit]`` (SeedSequence pads short entropy with
 #: zeros, hence three words everywhere).
-_SET_STREAM, _NETWORK_STREAM = 1000, 1001
+_SET_STREAM, _NETWORK_STREAM, _MANTISSA_STREAM = 1000, 1001, 1002
 #: the ``bit`` of a unit that mixes bits (``set``, ``network``) and the ``set`` of ``network``.
 ANY_BIT, ANY_SET = -1, "*"
 
@@ -65,6 +73,27 @@ def population_of(sampling: Mapping[str, Any]) -> str:
     population = str(sampling.get("population") or "cell")
     _check_population(population)
     return population
+
+
+def mantissa_population_of(sampling: Mapping[str, Any]) -> str:
+    """``faults.sampling.mantissa_population``: ``cell`` (as the other bits) when absent or null;
+    ``set`` pools each float set's mantissa bits (only with ``population: cell``)."""
+    mantissa = str(sampling.get("mantissa_population") or "cell")
+    if mantissa not in MANTISSA_POPULATIONS:
+        raise ValueError(f"unknown faults.sampling.mantissa_population {mantissa!r}; "
+                         f"expected one of {MANTISSA_POPULATIONS}")
+    if mantissa == "set" and population_of(sampling) != "cell":
+        raise ValueError("faults.sampling.mantissa_population: set pools mantissa bits of the cell "
+                         f"population; population is {population_of(sampling)!r}")
+    return mantissa
+
+
+def in_rank_order(sampling: Mapping[str, Any]) -> bool:
+    """Whether the fault list holds units' candidates in their seeded order (this module's list)
+    rather than :func:`hsiseu.faults.faultlist.generate`'s per-cell list, sorted by index: for
+    adaptive sampling and for every population but plain cells."""
+    return (method_of(sampling) == "adaptive" or population_of(sampling) != "cell"
+            or mantissa_population_of(sampling) != "cell")
 
 
 def margin_of(sampling: Mapping[str, Any], pset: ParameterSet, bits: Sequence[int]) -> float:
@@ -96,17 +125,49 @@ def _check_population(population: str) -> None:
         raise ValueError(f"unknown faults.sampling.population {population!r}; expected one of {POPULATIONS}")
 
 
-def _unit_rows(sets: Sequence[ParameterSet], bits: Sequence[int] | None, population: str):
-    """(label, set order or None, set, bit, [(set order, pset, bits)]) per unit, in file order."""
+def _is_mantissa(pset: ParameterSet, bit: int) -> bool:
+    return bit_field(np.dtype(pset.dtype), bit) == "mantissa"
+
+
+def _unit_rows(sets: Sequence[ParameterSet], bits: Sequence[int] | None, population: str,
+               mantissa: str = "cell"):
+    """(label, stream entropy after the seed, set, bit, [(set order, pset, bits)]) per unit, in
+    file order."""
     _check_population(population)
     chosen = [(order, pset, bits_for(pset, bits)) for order, pset in enumerate(sets)]
     chosen = [(order, pset, b) for order, pset, b in chosen if b and pset.size]
-    if population == "cell":
-        return [(f"{pset.name}:{bit}", order, pset.name, bit, [(order, pset, [bit])])
-                for order, pset, b in chosen for bit in b]
     if population == "set":
-        return [(pset.name, order, pset.name, ANY_BIT, [(order, pset, b)]) for order, pset, b in chosen]
-    return [("network", None, ANY_SET, ANY_BIT, chosen)] if chosen else []
+        return [(pset.name, [order, _SET_STREAM], pset.name, ANY_BIT, [(order, pset, b)]) for order, pset, b in chosen]
+    if population == "network":
+        return [("network", [0, _NETWORK_STREAM], ANY_SET, ANY_BIT, chosen)] if chosen else []
+    rows = []
+    for order, pset, b in chosen:
+        pooled = [bit for bit in b if _is_mantissa(pset, bit)] if mantissa == "set" else []
+        rows += [(f"{pset.name}:{bit}", [order, bit], pset.name, bit, [(order, pset, [bit])])  # faultlist's stream
+                 for bit in b if bit not in pooled]
+        if pooled:
+            rows.append((f"{pset.name}:mantissa", [order, _MANTISSA_STREAM], pset.name, ANY_BIT, [(order, pset, pooled)]))
+    return rows
+
+
+def _rows_of(sets, bits, sampling):
+    return _unit_rows(sets, bits, population_of(sampling), mantissa_population_of(sampling))
+
+
+def cell_units(sets: Sequence[ParameterSet], bits: Sequence[int] | None,
+               sampling: Mapping[str, Any]) -> dict[tuple[str, int], str]:
+    """The unit label of every (set, bit) cell under ``sampling``."""
+    return {(pset.name, bit): label for label, _, _, _, members in _rows_of(sets, bits, sampling)
+            for _, pset, b in members for bit in b}
+
+
+def unit_layout(sets: Sequence[ParameterSet], bits: Sequence[int] | None,
+                sampling: Mapping[str, Any]) -> pd.DataFrame:
+    """Per unit (indexed by label): its set (``*`` for network), bits spanned and population N;
+    needs no sample-size settings."""
+    rows = [{"unit": label, "set": name, "bits": sum(len(b) for _, _, b in members), "population": _size(members)}
+            for label, _, name, _, members in _rows_of(sets, bits, sampling)]
+    return pd.DataFrame(rows, columns=["unit", "set", "bits", "population"]).set_index("unit")
 
 
 def _unit_sampling(sampling: Mapping[str, Any], members) -> dict[str, Any]:
@@ -126,13 +187,14 @@ def units(sets: Sequence[ParameterSet], bits: Sequence[int] | None, population: 
     """One row per unit (columns :data:`UNIT_COLUMNS`): its label, set (``*`` for network),
     bit (-1 when bits are mixed), population N and candidates (the most faults it runs)."""
     rows = []
-    for label, _, name, bit, members in _unit_rows(sets, bits, population):
+    for label, _, name, bit, members in _rows_of(sets, bits, {**sampling, "population": population}):
         size = _size(members)
         own = _unit_sampling(sampling, members)
-        rows.append({"unit": label, "set": name, "bit": bit, "population": size,
+        rows.append({"unit": label, "set": name, "bit": bit, "bits": sum(len(b) for _, _, b in members),
+                     "population": size,
                      "candidates": unit_sample_size(size, own), "error_margin": own.get("error_margin")})
     return pd.DataFrame(rows, columns=list(UNIT_COLUMNS)).astype(
-        {"bit": np.int64, "population": np.int64, "candidates": np.int64})
+        {"bit": np.int64, "bits": np.int64, "population": np.int64, "candidates": np.int64})
 
 
 def _ordered_sample(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
@@ -149,16 +211,10 @@ def candidate_faults(sets: Sequence[ParameterSet], bits: Sequence[int] | None, p
     graph order, bits high to low), each by ``rank``; ``fault`` numbers the rows 0.., so the
     frame is a fault list and the prefix ``rank < k`` of a unit is its first k faults."""
     names, bit_cols, index_cols, labels, ranks = [], [], [], [], []
-    for label, order, _, _, members in _unit_rows(sets, bits, population):
+    for label, stream, _, _, members in _rows_of(sets, bits, {**sampling, "population": population}):
         size = _size(members)
         n = unit_sample_size(size, _unit_sampling(sampling, members))
-        if population == "cell":
-            entropy = [int(seed), order, members[0][2][0]]  # faultlist's stream for the cell
-        elif population == "set":
-            entropy = [int(seed), order, _SET_STREAM]
-        else:
-            entropy = [int(seed), 0, _NETWORK_STREAM]
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), *stream])))
         k = _ordered_sample(rng, size, n)
         # k -> (set, value, bit): members are laid out one after the other, each as value-major
         # (value, bit) pairs, bits high to low.
