@@ -115,9 +115,7 @@ def test_push_stores_models_and_results_in_a_local_remote(repro, tmp_path):
 
 def test_exp_run_with_a_changed_parameter_reruns_only_what_depends_on_it(repro):
     repo, _ = repro
-    out = dvc(repo, "exp", "run", "-S", "config/config.yaml:pruning.ratios.relu=[0.4,0.3]")
-    # pruning and what follows it re-run; the data, the training and the original model's
-    # campaign do not
-    assert ran_stages(out) == {
-        "prune@relu", "quantize@relu", "faults@relu-pruned", "faults@relu-quantized", "report"
-    }, out[-3000:]
+    out = dvc(repo, "exp", "run", "-S", "config/config.yaml:quantization.representative_samples=2")
+    # quantization and what follows it re-run; the data, the training, the pruning and the float
+    # models' campaigns do not (a late stage, so that the test stays short)
+    assert ran_stages(out) == {"quantize@relu", "faults@relu-quantized", "report"}, out[-3000:]

@@ -169,8 +169,35 @@ def test_set_estimates_of_a_cells_table_without_units_are_the_mean_over_bits():
                           "error_rate": [2.0, 4.0, 10.0], "error_rate_low": [1.0, 3.0, 8.0],
                           "error_rate_high": [3.0, 6.0, 12.0]})
     est = set_estimates(cells)
-    assert est.index.tolist() == ["a", "b"] and est.loc["a"].tolist() == [3.0, 2.0, 4.5]
-    assert model_estimate(cells) == {"mean": pytest.approx(16 / 3), "low": pytest.approx(4.0), "high": pytest.approx(7.0)}
+    # set a: mean 3, half-widths 1 and 2 -> +- sqrt(1 + 4) / 2, clipped by the mean of the ends (2, 4.5)
+    h = np.sqrt(1 + 4) / 2
+    assert est.index.tolist() == ["a", "b"] and est.loc["a"].tolist() == pytest.approx([3.0, 2.0, 3 + h])
+    h = np.sqrt(1 + 4 + 4) / 3
+    assert model_estimate(cells) == {"mean": pytest.approx(16 / 3), "low": pytest.approx(16 / 3 - h),
+                                     "high": pytest.approx(16 / 3 + h)}
+
+
+def test_stratified_interval_of_a_mean_over_cells_covers_it_and_shrinks_with_the_cells():
+    """Many cells, each estimated from its own sample with its +- e interval: the interval of
+    their mean covers the true mean at the level, and is about e / sqrt(cells) wide."""
+    from hsiseu.faults.stats.aggregate import model_estimate
+    from hsiseu.faults.stats.intervals import normal_interval
+
+    rng = np.random.default_rng(0)
+    truth = rng.beta(0.3, 3.0, size=200)  # per-cell mean error fractions, most near 0
+    covered, widths = 0, []
+    for rep in range(200):
+        rows = []
+        for c, mu in enumerate(truth):
+            x = (rng.random(96) < mu).astype(float)  # Bernoulli outcomes, n = 96 (e = 10 % at p = 1/2)
+            iv = normal_interval(x, 0.95, None, 0.5)
+            rows.append({"set": f"s{c}", "order": c, "bit": 0, "error_rate": 100 * iv.mean,
+                         "error_rate_low": 100 * iv.low, "error_rate_high": 100 * iv.high})
+        est = model_estimate(pd.DataFrame(rows))
+        covered += est["low"] <= 100 * truth.mean() <= est["high"]
+        widths.append((est["high"] - est["low"]) / 2)
+    assert covered / 200 >= 0.95
+    assert np.mean(widths) == pytest.approx(10 / np.sqrt(200), rel=0.1)
 
 
 def test_mantissa_units_take_their_own_margin_and_the_rest_the_main_one():
@@ -234,3 +261,18 @@ def test_sampling_plan_scales_ms_per_fault_to_the_projected_model_by_its_flops_a
                  "--paper-config", str(tmp_path / "big.yaml"), "--ms", "naive=10", "fast=4"]) == 0
     out = capsys.readouterr().out
     assert f"ms per fault x {scale:.0f}" in out and "x 3 images" in out
+
+
+def test_projection_pools_only_the_float_sets_mantissa_bits():
+    from hsiseu.faults.stats.projection import POOLED_MANTISSA, expected_faults, unit_cells
+
+    rows = [{"set": "w", "bit": b, "population": 5000, "error_rate": 0.0, "error_rate_std": 0.0} for b in range(32)]
+    rows += [{"set": "q_b", "bit": b, "population": 5000, "error_rate": 0.0, "error_rate_std": 0.0} for b in range(32)]
+    cells = pd.DataFrame(rows)
+    units = unit_cells(cells, POOLED_MANTISSA, float_sets=["w"])
+    assert len(units) == 9 + 1 + 32  # w's sign / exponent cells, its mantissa unit, every int32 bias bit
+    (pooled,) = [u for u in units if len(u) > 1]
+    assert sorted(pooled["bit"]) == list(range(23)) and (pooled["set"] == "w").all()
+    plan = expected_faults(cells, error_margin=0.1, confidence=0.95, populations=("cell", POOLED_MANTISSA),
+                           float_sets=["w"]).set_index("population")
+    assert plan.loc[POOLED_MANTISSA, "adaptive"] == pytest.approx(plan.loc["cell", "adaptive"] * 42 / 64)

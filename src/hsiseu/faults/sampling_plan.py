@@ -87,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="test images of the projected campaign (default: --paper-config's faults.test_images; "
                         "when that is null, hours are per test image)")
     args = p.parse_args(argv)
-    from hsiseu.faults.stats.projection import expected_faults
+    from hsiseu.faults.stats.candidates import POPULATIONS
+    from hsiseu.faults.stats.projection import POOLED_MANTISSA, expected_faults
     from hsiseu.model import complexity
 
     if not args.cells.is_file():
@@ -95,7 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells = pd.read_csv(args.cells)
     sets_path = args.sets or args.cells.with_name("parameter_sets.csv")
     loops = {k: float(v) for k, v in (item.split("=", 1) for item in args.ms)}
-    models = {"this model": (cells, 1.0, "")}
+    own_sets = pd.read_csv(sets_path)
+    floats = own_sets.loc[own_sets["dtype"].str.startswith("float"), "name"].tolist()
+    models = {"this model": (cells, 1.0, "", floats)}
     if args.paper_config:
         if not args.config.is_file():
             p.error(f"--config {args.config}: no such file (needed to scale ms per fault to the paper model)")
@@ -108,21 +111,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         scale = cost_scale(own_gflops, own_images, paper_gflops, int(paper_images))
         per = "" if args.paper_test_images or paper_cfg["faults"].get("test_images") else " per test image"
         models["paper-size model (projected)"] = (
-            paper_cells(cells, pd.read_csv(sets_path), _paper_sets(paper_model)), scale,
+            paper_cells(cells, own_sets, paper_sets := _paper_sets(paper_model)), scale,
             f"ms per fault x {scale:.0f} (GFLOPs {paper_gflops:.2f} x {paper_images} images against "
-            f"{own_gflops:.3f} x {own_images}){per}")
+            f"{own_gflops:.3f} x {own_images}){per}", [ps.name for ps in paper_sets])
     print(f"profile: {args.cells} ({len(cells)} cells, mean error rate {cells['error_rate'].mean():.3f} %); "
           f"e = {args.error_margin:g}, confidence {args.confidence:g}")
-    for name, (table, scale, note) in models.items():
+    for name, (table, scale, note, float_sets) in models.items():
         plan = expected_faults(table, error_margin=args.error_margin, confidence=args.confidence,
-                               replicates=args.replicates)
+                               replicates=args.replicates, populations=(*POPULATIONS, POOLED_MANTISSA),
+                               float_sets=float_sets)
         print(f"\n{name}: {table['set'].nunique()} sets, {len(table)} cells" + (f"; CPU-hours: {note}" if note else ""))
-        print(f"{'population':<11}{'units':>7}{'leveugle':>12}{'adaptive':>12}{'fewer':>8}"
+        print(f"{'population':<14}{'units':>7}{'leveugle':>12}{'adaptive':>12}{'fewer':>8}"
               + "".join(f"{'h ' + k + ' lev':>14}{'h ' + k + ' ada':>14}" for k in loops))
         for row in plan.itertuples(index=False):
             hours = "".join(f"{row.leveugle * ms * scale / 3.6e6:>14.1f}{row.adaptive * ms * scale / 3.6e6:>14.1f}"
                             for ms in loops.values())
-            print(f"{row.population:<11}{row.units:>7}{row.leveugle:>12.0f}{row.adaptive:>12.0f}"
+            print(f"{row.population:<14}{row.units:>7}{row.leveugle:>12.0f}{row.adaptive:>12.0f}"
                   f"{row.leveugle / max(row.adaptive, 1):>7.1f}x{hours}")
         if len(loops) >= 2:
             (a, ms_a), (b, ms_b) = list(loops.items())[:2]

@@ -27,8 +27,7 @@ def iou_summary(metrics_paths: Mapping[tuple[str, str], str | os.PathLike[str]],
 def fault_summary(cells_paths: Mapping[tuple[str, str], str | os.PathLike[str]]) -> dict:
     """{af: {stage: {mean_error_rate, its interval, worst_cell_error_rate, faults, cells}}}: every
     (set, bit) cell weighs the same, as in the paper's mean bit-flip error rate; the interval is
-    the bit-weighted mean of the population units' interval ends (it holds whenever every unit's
-    does; :func:`hsiseu.faults.stats.aggregate.model_estimate`)."""
+    the stratified one over the population units (:func:`hsiseu.faults.stats.aggregate.model_estimate`)."""
     out: dict = {}
     for (af, stage), path in cells_paths.items():
         cells = pd.read_csv(path)

@@ -29,7 +29,7 @@ import pandas as pd
 from hsiseu.faults.stats.adaptive import MIN_ROUND, UnitState, adaptive_candidates
 from hsiseu.faults.stats.candidates import POPULATIONS
 
-__all__ = ["PROJECTION_COLUMNS", "two_point", "unit_cells", "expected_faults"]
+__all__ = ["PROJECTION_COLUMNS", "POOLED_MANTISSA", "two_point", "unit_cells", "expected_faults"]
 
 PROJECTION_COLUMNS = ("population", "units", "population_faults", "leveugle", "adaptive", "adaptive_share")
 
@@ -46,12 +46,18 @@ def two_point(mean: float, std: float) -> tuple[float, float]:
     return mean / b, b
 
 
-def unit_cells(cells: pd.DataFrame, population: str, sizes: Mapping[str, int] | None = None) -> list[pd.DataFrame]:
-    """The cells of each unit of ``population`` (``cell``, ``set`` or ``network``), each with
-    columns set, bit, size (the set's size, ``sizes`` overriding the table's population),
-    q and b (its two-point model)."""
-    if population not in POPULATIONS:
-        raise ValueError(f"unknown population {population!r}; expected one of {POPULATIONS}")
+#: ``cell`` with each float set's mantissa bits pooled (``faults.sampling.mantissa_population: set``).
+POOLED_MANTISSA = "cell+mantissa"
+
+
+def unit_cells(cells: pd.DataFrame, population: str, sizes: Mapping[str, int] | None = None,
+               float_sets: Sequence[str] = ()) -> list[pd.DataFrame]:
+    """The cells of each unit of ``population`` (``cell``, ``set``, ``network`` or
+    :data:`POOLED_MANTISSA`, whose mantissa units are the bits 22..0 of the ``float_sets``),
+    each with columns set, bit, size (the set's size, ``sizes`` overriding the table's
+    population), q and b (its two-point model)."""
+    if population not in (*POPULATIONS, POOLED_MANTISSA):
+        raise ValueError(f"unknown population {population!r}; expected one of {(*POPULATIONS, POOLED_MANTISSA)}")
     table = cells.loc[:, ["set", "bit", "population", "error_rate", "error_rate_std"]].copy()
     size = table["population"].astype(np.int64)
     if sizes is not None:
@@ -62,6 +68,10 @@ def unit_cells(cells: pd.DataFrame, population: str, sizes: Mapping[str, int] | 
     table["q"] = [q for q, _ in model]
     table["b"] = [b for _, b in model]
     table = table.loc[table["size"] > 0, ["set", "bit", "size", "q", "b"]].reset_index(drop=True)
+    if population == POOLED_MANTISSA:
+        pooled = table["set"].isin(list(float_sets)).to_numpy() & (table["bit"] < 23).to_numpy()
+        return ([table.iloc[[i]].reset_index(drop=True) for i in np.flatnonzero(~pooled)]
+                + [g.reset_index(drop=True) for _, g in table[pooled].groupby("set", sort=False)])
     if population == "cell":
         return [table.iloc[[i]].reset_index(drop=True) for i in range(len(table))]
     if population == "set":
@@ -94,6 +104,7 @@ def _simulated_stop(unit: pd.DataFrame, error_margin: float, confidence: float, 
 
 def expected_faults(cells: pd.DataFrame, *, error_margin: float, confidence: float,
                     populations: Sequence[str] = POPULATIONS, sizes: Mapping[str, int] | None = None,
+                    float_sets: Sequence[str] = (),
                     replicates: int = 4, seed: int = 0, min_round: int = MIN_ROUND) -> pd.DataFrame:
     """Faults needed per population variant (columns :data:`PROJECTION_COLUMNS`): units, faults
     in the whole population, ``leveugle`` (exact) and ``adaptive`` (expected, simulated), and
@@ -104,7 +115,7 @@ def expected_faults(cells: pd.DataFrame, *, error_margin: float, confidence: flo
         n_units = leveugle = 0
         adaptive = 0.0
         whole = 0
-        for unit in unit_cells(cells, population, sizes):
+        for unit in unit_cells(cells, population, sizes, float_sets):
             total = int(unit["size"].sum())
             n_units += 1
             whole += total
