@@ -1,5 +1,7 @@
 # hsiseu: activation functions, pruning, int8 quantization and soft-error robustness of a
 # hyperspectral segmentation U-Net. Run `snakemake --cores N`; see README.md.
+import re
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -12,7 +14,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 wildcard_constraints:
-    af="relu|sigmoid|hard_sigmoid",
+    af="|".join(re.escape(af) for af in config["afs"]),
     stage="original|pruned|quantized",
 
 

@@ -46,6 +46,7 @@ def test_table1_is_a_target_of_its_own(workflow_copy):
         (lambda c: c["training"].update(batch_size=0), "batch_size"),
         (lambda c: c.update(afs=["relu", "tanh"]), "tanh"),
         (lambda c: c["model"].update(pools="five"), "five"),
+        (lambda c: c.update(afs=["sigmoid"]) or c["faults"].update(heatmap_af="relu"), "faults.heatmap_af"),
     ],
 )
 def test_bad_config_key_or_value_stops_the_run_naming_it(workflow_copy, edit, needle):
@@ -55,6 +56,24 @@ def test_bad_config_key_or_value_stops_the_run_naming_it(workflow_copy, edit, ne
     proc = run_snakemake(workflow_copy, "-n", "--configfile", str(path), timeout=120)
     assert proc.returncode != 0
     assert needle in proc.stdout + proc.stderr
+
+
+def test_a_subset_of_afs_builds_only_their_jobs_and_figs_2_and_7_follow_heatmap_af(workflow_copy):
+    cfg = tiny_config()
+    cfg["afs"] = ["hard_sigmoid", "sigmoid"]
+    proc = run_snakemake(workflow_copy, "-n", "--cores", "2", "--configfile", str(write_config(workflow_copy, cfg)),
+                         timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "results/relu" not in out and "af=relu" not in out and "_relu_" not in out
+    assert "results/sigmoid/original/model.keras" in out
+    # the first AF is the heat maps' unless faults.heatmap_af says otherwise
+    assert "fig2_bitflip_heatmap_hard_sigmoid_original.png" in out and "fig7_bitflip_heatmap_hard_sigmoid_quantized.png" in out
+    cfg["faults"]["heatmap_af"] = "sigmoid"
+    proc = run_snakemake(workflow_copy, "-n", "--cores", "2", "--configfile", str(write_config(workflow_copy, cfg)),
+                         timeout=120)
+    out = proc.stdout + proc.stderr
+    assert "fig2_bitflip_heatmap_sigmoid_original.png" in out and "fig2_bitflip_heatmap_hard_sigmoid" not in out
 
 
 def test_crop_not_divisible_by_pools_is_reported(workflow_copy):

@@ -54,8 +54,16 @@ def model_kwargs(config: Mapping[str, Any], af: str) -> dict[str, Any]:
     }
 
 
+def heatmap_af(config: Mapping[str, Any]) -> str:
+    """The AF of Figs. 2 and 7: ``faults.heatmap_af``, or the first of ``afs`` when null."""
+    return str(config["faults"].get("heatmap_af") or config["afs"][0])
+
+
 def check_config(config: Mapping[str, Any]) -> None:
     """Cross-key checks that a JSON schema cannot express; raise ValueError naming the keys."""
+    chosen = config["faults"].get("heatmap_af")
+    if chosen is not None and chosen not in config["afs"]:
+        raise ValueError(f"faults.heatmap_af is {chosen!r}, which is not one of afs {list(config['afs'])}")
     h, w, b = input_shape(config)
     pools = int(config["model"]["pools"])
     step = 2**pools

@@ -1,7 +1,7 @@
 # Helpers for the workflow: input functions and target lists (no rules here).
 from snakemake.exceptions import WorkflowError
 
-from hsiseu.settings import check_config, data_kwargs
+from hsiseu.settings import check_config, data_kwargs, heatmap_af
 
 try:
     check_config(config)
@@ -169,7 +169,7 @@ def per_af_stage_all(pattern):
 
 def all_targets():
     return [
-        "reports/figures/fig2_bitflip_heatmap_relu_original.png",
+        f"reports/figures/fig2_bitflip_heatmap_{heatmap_af(config)}_original.png",
         "reports/figures/fig3_mean_bitflip_error_original.png",
         "reports/figures/fig4_msb_minus_range_original.png",
         "reports/figures/fig5_mean_bitflip_error_pruned.png",
@@ -183,7 +183,7 @@ def all_targets():
         "reports/tables/table3_iou_int8.md",
         "reports/tables/table4_deployment.csv",
         "reports/tables/table4_deployment.md",
-        f"reports/figures/fig7_bitflip_heatmap_{'relu' if 'relu' in AFS else AFS[0]}_quantized.png",
+        f"reports/figures/fig7_bitflip_heatmap_{heatmap_af(config)}_quantized.png",
         "reports/figures/fig8_mean_bitflip_error_quantized.png",
         "reports/metrics/iou.json",
         "reports/metrics/fault_error_rates.json",

@@ -208,7 +208,7 @@ def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sets: pd.Data
     is valid but wider than e, and the ``unit_*`` columns carry the unit's mean and interval
     (the estimate with the guarantee; equal to the cell's own for a one-cell unit) and how many
     bits it spans (a cell of a pooled unit may have drawn no fault and be absent: set means
-    weigh units by their bits, :func:`hsiseu.reporting.fault_figures.set_estimates`)."""
+    weigh units by their bits, :func:`hsiseu.faults.stats.aggregate.set_estimates`)."""
     method = method_of(sampling)
     units_of = cell_units(sets_from_frame(sets), bits, sampling)
     table = unit_layout(sets_from_frame(sets), bits, sampling)

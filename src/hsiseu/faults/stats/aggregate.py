@@ -60,6 +60,8 @@ def _weighted(group: pd.DataFrame) -> pd.Series:
     w = group["bits"].to_numpy(dtype=np.float64)
     mean, low, high = (group[k].to_numpy(dtype=np.float64) for k in _ESTIMATE)
     m = float(np.average(mean, weights=w))
+    if np.isnan(low).any() or np.isnan(high).any():  # a table without intervals
+        return pd.Series({"mean": m, "low": np.nan, "high": np.nan})
     half = np.maximum(high - mean, mean - low)
     h = float(np.sqrt(np.sum((w * half) ** 2)) / np.sum(w))
     return pd.Series({"mean": m, "low": max(m - h, float(np.average(low, weights=w)), 0.0),

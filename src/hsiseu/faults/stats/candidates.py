@@ -165,7 +165,7 @@ def unit_layout(sets: Sequence[ParameterSet], bits: Sequence[int] | None,
                 sampling: Mapping[str, Any]) -> pd.DataFrame:
     """Per unit (indexed by label): its set (``*`` for network), bits spanned and population N;
     needs no sample-size settings."""
-    rows = [{"unit": label, "set": name, "bits": sum(len(b) for _, _, b in members), "population": _size(members)}
+    rows = [{"unit": label, "set": name, "bits": _bits(members), "population": _size(members)}
             for label, _, name, _, members in _rows_of(sets, bits, sampling)]
     return pd.DataFrame(rows, columns=["unit", "set", "bits", "population"]).set_index("unit")
 
@@ -182,6 +182,10 @@ def _size(members) -> int:
     return sum(pset.size * len(b) for _, pset, b in members)
 
 
+def _bits(members) -> int:
+    return sum(len(b) for _, _, b in members)
+
+
 def units(sets: Sequence[ParameterSet], bits: Sequence[int] | None, population: str,
           sampling: Mapping[str, Any]) -> pd.DataFrame:
     """One row per unit (columns :data:`UNIT_COLUMNS`): its label, set (``*`` for network),
@@ -190,8 +194,7 @@ def units(sets: Sequence[ParameterSet], bits: Sequence[int] | None, population: 
     for label, _, name, bit, members in _rows_of(sets, bits, {**sampling, "population": population}):
         size = _size(members)
         own = _unit_sampling(sampling, members)
-        rows.append({"unit": label, "set": name, "bit": bit, "bits": sum(len(b) for _, _, b in members),
-                     "population": size,
+        rows.append({"unit": label, "set": name, "bit": bit, "bits": _bits(members), "population": size,
                      "candidates": unit_sample_size(size, own), "error_margin": own.get("error_margin")})
     return pd.DataFrame(rows, columns=list(UNIT_COLUMNS)).astype(
         {"bit": np.int64, "bits": np.int64, "population": np.int64, "candidates": np.int64})
