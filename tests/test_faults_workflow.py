@@ -5,8 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from conftest import TINY_FAULT_BITS
-
 TARGETS = (
     "reports/figures/fig2_bitflip_heatmap_relu_original.png",
     "reports/figures/fig3_mean_bitflip_error_original.png",
@@ -28,6 +26,11 @@ def test_fault_figures_build_from_a_tiny_real_campaign(tiny_run):
         assert outcomes["fault"].tolist() == faults["fault"].tolist()
         cells = pd.read_csv(faults_dir / "cells.csv")
         sets = pd.read_csv(faults_dir / "parameter_sets.csv")
-        assert len(cells) == len(TINY_FAULT_BITS) * len(sets) and (cells["n"] == 1).all()
+        # sign / exponent bits 31, 30, 23 are cells; the mantissa bits 22, 7, 6, 0 one pooled unit
+        # per set (faults.sampling.mantissa_population: set), whose one fault lands in one of them
+        mantissa = cells["bit"] < 23
+        assert len(cells) == 4 * len(sets) and (cells["n"] == 1).all()
+        assert cells.loc[mantissa, "unit"].str.endswith(":mantissa").all() and (cells.loc[mantissa, "unit_bits"] == 4).all()
+        assert sorted(cells.loc[~mantissa, "bit"].unique()) == [23, 30, 31]
         assert set(sets["kind"]) == {"kernel", "bias", "gamma", "beta"}
         assert ((outcomes["error_rate"] >= 0) & (outcomes["error_rate"] <= 100)).all()
