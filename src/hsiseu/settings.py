@@ -61,8 +61,9 @@ def heatmap_af(config: Mapping[str, Any]) -> str:
 
 def check_config(config: Mapping[str, Any]) -> None:
     """Cross-key checks that a JSON schema cannot express; raise ValueError naming the keys."""
-    chosen = config["faults"].get("heatmap_af")
-    if chosen is not None and chosen not in config["afs"]:
+    # stages check the part of the config they are handed, which may hold no faults or afs
+    chosen = config.get("faults", {}).get("heatmap_af")
+    if chosen is not None and chosen not in config.get("afs", [chosen]):
         raise ValueError(f"faults.heatmap_af is {chosen!r}, which is not one of afs {list(config['afs'])}")
     h, w, b = input_shape(config)
     pools = int(config["model"]["pools"])

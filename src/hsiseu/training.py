@@ -44,6 +44,12 @@ def configure_tensorflow(threads: int | None = None, seed: int | None = None) ->
     tf.config.experimental.enable_op_determinism()
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
+    # where the job's work runs: a GPU the installed TensorFlow sees, else the CPU (logged, so
+    # that a cluster job that asked for a GPU shows whether it got to use it)
+    gpus = tf.config.list_physical_devices("GPU")
+    log.info("TensorFlow %s on %s; intra-op threads %s", tf.__version__,
+             ", ".join(g.name for g in gpus) if gpus else "CPU (no GPU visible to TensorFlow)",
+             threads or "TensorFlow's default")
 
 
 CLASS_WEIGHTINGS = ("none", "inverse_frequency", "median_frequency")
