@@ -62,8 +62,8 @@ def heatmap_af(config: Mapping[str, Any]) -> str:
 def check_config(config: Mapping[str, Any]) -> None:
     """Cross-key checks that a JSON schema cannot express; raise ValueError naming the keys."""
     # stages check the part of the config they are handed, which may hold no faults or afs
-    chosen = config.get("faults", {}).get("heatmap_af")
-    if chosen is not None and chosen not in config.get("afs", [chosen]):
+    chosen = config["faults"].get("heatmap_af") if "faults" in config and "afs" in config else None
+    if chosen is not None and chosen not in config["afs"]:
         raise ValueError(f"faults.heatmap_af is {chosen!r}, which is not one of afs {list(config['afs'])}")
     h, w, b = input_shape(config)
     pools = int(config["model"]["pools"])

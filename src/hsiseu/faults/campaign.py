@@ -218,9 +218,8 @@ def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sets: pd.Data
     shuffle = not in_rank_order(sampling)
     rng = np.random.default_rng(0)
     ordered = outcomes.sort_values("fault")
-    by_cell = {key: g["error_rate"].to_numpy(dtype=np.float64) / 100.0
-               for key, g in ordered.groupby(["set", "bit"], sort=False)}
-    by_cell = {key: np.clip(rng.permutation(x) if shuffle else x, 0, 1) for key, x in by_cell.items()}
+    by_cell = {key: np.clip(rng.permutation(x) if shuffle else x, 0, 1) for key, g in
+               ordered.groupby(["set", "bit"], sort=False) for x in [g["error_rate"].to_numpy(dtype=np.float64) / 100.0]}
     if shuffle:  # a per-cell list: every unit is one cell
         samples = {units_of[key]: x for key, x in by_cell.items()}
     else:
@@ -234,15 +233,15 @@ def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sets: pd.Data
                                              "unit_error_rate", "unit_error_rate_low", "unit_error_rate_high")}
     for row in cells.itertuples(index=False):
         unit = units_of[(row.set, int(row.bit))]
-        whole = unit_iv[unit]
-        alone = int(table.loc[unit, "bits"]) == 1 and table.loc[unit, "set"] == row.set
+        whole, unit_bits = unit_iv[unit], int(table.loc[unit, "bits"])
+        alone = unit_bits == 1 and table.loc[unit, "set"] == row.set
         iv = whole if alone else normal_interval(by_cell[(row.set, row.bit)], confidence, int(row.population), None)
         cols["error_rate_low"].append(100 * iv.low)
         cols["error_rate_high"].append(100 * iv.high)
         cols["interval"].append(f"{method} unit {unit}, normal p={'1/2' if p_unit else 'p*'}, {level}" if alone
                                 else f"{method}, cell of unit {unit}: cell's own faults, normal p=p*, {level}")
         cols["unit"].append(unit)
-        cols["unit_bits"].append(int(table.loc[unit, "bits"]))
+        cols["unit_bits"].append(unit_bits)
         cols["unit_error_rate"].append(100 * whole.mean)
         cols["unit_error_rate_low"].append(100 * whole.low)
         cols["unit_error_rate_high"].append(100 * whole.high)

@@ -47,12 +47,9 @@ def paper_cells(cells: pd.DataFrame, sets: pd.DataFrame, paper_sets) -> pd.DataF
 
 def _model_of(config: dict):
     from hsiseu.model import build_unet
+    from hsiseu.settings import model_kwargs
 
-    m, d = config["model"], config["data"]
-    height, width = d.get("crop") or (d["synthetic"]["height"], d["synthetic"]["width"])
-    bands = len(d["bands"]) if d.get("bands") else int(d["expected_bands"])
-    return build_unet(height=int(height), width=int(width), bands=bands, n_classes=int(m["n_classes"]), af="relu",
-                      pools=int(m["pools"]), base_filters=int(m["base_filters"]), seed=0)
+    return build_unet(**model_kwargs(config, "relu"))
 
 
 def _paper_sets(model):
@@ -105,11 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         own_cfg = yaml.safe_load(args.config.read_text())
         paper_cfg = yaml.safe_load(args.paper_config.read_text())
         own_images = int(own_cfg["faults"]["test_images"] or own_cfg["data"]["synthetic"]["n_test"])
-        paper_images = args.paper_test_images or paper_cfg["faults"].get("test_images") or 1
+        given = args.paper_test_images or paper_cfg["faults"].get("test_images")
+        paper_images = int(given or 1)
         paper_model = _model_of(paper_cfg)
         own_gflops, paper_gflops = complexity(_model_of(own_cfg)).gflops, complexity(paper_model).gflops
-        scale = cost_scale(own_gflops, own_images, paper_gflops, int(paper_images))
-        per = "" if args.paper_test_images or paper_cfg["faults"].get("test_images") else " per test image"
+        scale = cost_scale(own_gflops, own_images, paper_gflops, paper_images)
+        per = "" if given else " per test image"
         models["paper-size model (projected)"] = (
             paper_cells(cells, own_sets, paper_sets := _paper_sets(paper_model)), scale,
             f"ms per fault x {scale:.0f} (GFLOPs {paper_gflops:.2f} x {paper_images} images against "
