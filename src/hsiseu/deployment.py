@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from hsiseu.io import read_json, write_json
-from hsiseu.settings import AF_LABELS
+from hsiseu.activations import af_label
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def deployment_table(
         col["Paper KV260 throughput (FPS)"] = paper["fps"] if paper else float("nan")
         col["Paper KV260 power (W)"] = paper["power_w"] if paper else float("nan")
         col["Paper KV260 energy (J)"] = paper["energy_j"] if paper else float("nan")
-        columns[AF_LABELS.get(af, af)] = col
+        columns[af_label(af)] = col
     table = pd.DataFrame(columns)
     table.index.name = "Metric"
     return table.map(lambda v: round(v, 2) if isinstance(v, float) else v)

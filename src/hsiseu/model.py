@@ -7,7 +7,8 @@ upsamples, the encoder's skip tensor is concatenated (skip first) and two conv
 blocks follow; a 1x1 Conv2D gives the logits and a separate ``softmax`` layer the
 class probabilities.
 
-Activation functions (``AFS``) are Keras 3's built-ins. In particular
+Activation functions are Keras 3's element-wise built-ins (:mod:`hsiseu.activations`; the
+paper's three are ``AFS``). In particular
 ``hard_sigmoid`` is Keras 3's ``keras.activations.hard_sigmoid``,
 ``relu6(x + 3) / 6`` -- *not* Keras 2's ``clip(0.2 * x + 0.5, 0, 1)``. The two
 differ in slope (1/6 vs 1/5) and in saturation points (+-3 vs +-2.5); Keras 3's
@@ -25,6 +26,8 @@ from typing import Iterator
 
 import keras
 import numpy as np
+
+from hsiseu.activations import check_af, kernel_initializer_name
 
 __all__ = ["AFS", "Complexity", "build_unet", "complexity", "conv_flops", "predict_classes"]
 
@@ -46,11 +49,7 @@ def _derived_seed(seed: int | None, index: int) -> int | None:
 
 
 def _kernel_init(af: str, seed: int | None) -> keras.initializers.Initializer:
-    # He init keeps ReLU activations' variance stable; for the saturating
-    # sigmoids Glorot is the conventional choice.
-    if af == "relu":
-        return keras.initializers.HeNormal(seed=seed)
-    return keras.initializers.GlorotUniform(seed=seed)
+    return keras.initializers.get({"class_name": kernel_initializer_name(af), "config": {"seed": seed}})
 
 
 def build_unet(
@@ -78,8 +77,7 @@ def build_unet(
     ``base_filters * 2**pools``. With ``seed`` set, every kernel initializer gets
     its own derived seed, so equal seeds give equal weights.
     """
-    if af not in AFS:
-        raise ValueError(f"unknown activation function af={af!r}; expected one of {AFS}")
+    check_af(af, key="af")
     if pools < 1:
         raise ValueError(f"pools must be >= 1, got pools={pools!r}")
     if base_filters < 1 or bands < 1 or n_classes < 1:

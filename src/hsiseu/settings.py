@@ -8,7 +8,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-AF_LABELS = {"relu": "ReLU", "sigmoid": "Sigmoid", "hard_sigmoid": "Hard Sigmoid"}
+from hsiseu.activations import check_afs
+
+#: Dotted config keys holding one entry per AF, or a ``default`` entry for AFs not listed.
+PER_AF_KEYS: tuple[str, ...] = ("training.epochs", "pruning.ratios", "pruning.finetune.epochs")
+
+
+def _lookup(config: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def per_af(config: Mapping[str, Any], dotted: str, af: str) -> Any:
+    """``af``'s value of the per-AF key ``dotted`` (one of :data:`PER_AF_KEYS`): its own entry,
+    or the ``default`` entry, so that naming a new AF in ``afs`` needs no other edit."""
+    entries = _lookup(config, dotted)
+    if af in entries:
+        return entries[af]
+    if "default" in entries:
+        return entries["default"]
+    raise ValueError(f"{dotted} has no entry for {af!r} and no 'default' entry")
 
 
 def data_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,6 +83,12 @@ def heatmap_af(config: Mapping[str, Any]) -> str:
 def check_config(config: Mapping[str, Any]) -> None:
     """Cross-key checks that a JSON schema cannot express; raise ValueError naming the keys."""
     # stages check the part of the config they are handed, which may hold no faults or afs
+    if "afs" in config:
+        check_afs(config["afs"])
+        for dotted in PER_AF_KEYS:
+            if dotted.split(".")[0] in config:
+                for af in config["afs"]:
+                    per_af(config, dotted, af)
     chosen = config["faults"].get("heatmap_af") if "faults" in config and "afs" in config else None
     if chosen is not None and chosen not in config["afs"]:
         raise ValueError(f"faults.heatmap_af is {chosen!r}, which is not one of afs {list(config['afs'])}")

@@ -214,6 +214,7 @@ def train_original(
     configure_tensorflow(threads, seed)
     settings.check_config(config)
     tcfg = config["training"]
+    epochs = int(settings.per_af(config, "training.epochs", af))
     model = build_unet(**settings.model_kwargs(config, af))
     cost = complexity(model)
     log.info("training %s: %d params, %.3f GFLOPs", model.name, cost.params, cost.gflops)
@@ -222,7 +223,7 @@ def train_original(
         model,
         split_dataset(config, "training", shuffle=True, seed=seed),
         split_dataset(config, "validation"),
-        epochs=int(tcfg["epochs"][af]),
+        epochs=epochs,
         learning_rate=float(tcfg["learning_rate"]),
         monitor=tcfg["monitor"],
         n_classes=int(config["model"]["n_classes"]),
@@ -233,7 +234,7 @@ def train_original(
     metrics = {
         "af": af,
         "stage": "original",
-        "epochs": int(tcfg["epochs"][af]),
+        "epochs": epochs,
         "best_epoch": int(best_epoch),
         "monitor": tcfg["monitor"],
         "train_seconds": round(seconds, 2),

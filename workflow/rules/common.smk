@@ -1,7 +1,7 @@
 # Helpers for the workflow: input functions and target lists (no rules here).
 from snakemake.exceptions import WorkflowError
 
-from hsiseu.settings import check_config, data_kwargs, heatmap_af
+from hsiseu.settings import check_config, data_kwargs, heatmap_af, per_af as af_value
 
 try:
     check_config(config)
@@ -24,7 +24,7 @@ def training_config(wildcards):
     """The config keys training reads, with only this AF's epochs, so that editing another AF's
     epochs (or any later stage's settings) does not retrain this model."""
     cfg = {key: config[key] for key in ("seed", "threads", "data", "model")}
-    cfg["training"] = dict(config["training"], epochs={wildcards.af: config["training"]["epochs"][wildcards.af]})
+    cfg["training"] = dict(config["training"], epochs={wildcards.af: af_value(config, "training.epochs", wildcards.af)})
     return cfg
 
 
@@ -39,7 +39,7 @@ def per_af(pattern):
 
 def prune_iterations(af):
     """Number of pruning iterations of one AF: one per entry of pruning.ratios.<af>."""
-    return len(config["pruning"]["ratios"][af])
+    return len(af_value(config, "pruning.ratios", af))
 
 
 def prune_input_model(wildcards):
@@ -84,9 +84,9 @@ def prune_iteration_config(wildcards):
     cfg = _eval_config()
     cfg["training"] = {key: value for key, value in config["training"].items() if key != "epochs"}
     cfg["pruning"] = {
-        "ratios": {af: pruning["ratios"][af][:k]},
+        "ratios": {af: af_value(config, "pruning.ratios", af)[:k]},
         "flops_tolerance": pruning["flops_tolerance"],
-        "finetune": dict(pruning["finetune"], epochs={af: pruning["finetune"]["epochs"][af]}),
+        "finetune": dict(pruning["finetune"], epochs={af: af_value(config, "pruning.finetune.epochs", af)}),
         "acceptance": pruning["acceptance"],
     }
     return cfg
@@ -97,7 +97,7 @@ def assemble_config(wildcards):
     cfg = _eval_config()
     cfg["pruning"] = {
         "metric": config["pruning"]["metric"],
-        "ratios": {wildcards.af: config["pruning"]["ratios"][wildcards.af]},
+        "ratios": {wildcards.af: af_value(config, "pruning.ratios", wildcards.af)},
         "acceptance": config["pruning"]["acceptance"],
     }
     return cfg

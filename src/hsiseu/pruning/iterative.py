@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from hsiseu.io import atomic_path, read_json, write_json
+from hsiseu.settings import per_af
 from hsiseu.model import complexity
 from hsiseu.pruning.acceptance import POLICIES, describe, judge
 from hsiseu.pruning.groups import PRODUCERS, prunable_groups
@@ -62,7 +63,7 @@ def _finetune(model, config, af: str, seed: int) -> tuple[pd.DataFrame, int, flo
     from hsiseu.training import fit, split_dataset
 
     ft = config["pruning"]["finetune"]
-    epochs = int(ft["epochs"][af])
+    epochs = int(per_af(config, "pruning.finetune.epochs", af))
     tcfg = config["training"]
     # Fine-tuning optimises the same loss as training did (same class weighting, if configured).
     extra = {"class_weighting": tcfg["class_weighting"]} if "class_weighting" in tcfg else {}
@@ -112,7 +113,7 @@ def prune_iteration(
     acc = pcfg["acceptance"]
     if acc["policy"] not in POLICIES:
         raise ValueError(f"pruning.acceptance.policy must be one of {POLICIES}, got {acc['policy']!r}")
-    ratios = list(pcfg["ratios"][af])
+    ratios = list(per_af(config, "pruning.ratios", af))
     if not 1 <= iteration <= len(ratios):
         raise ValueError(f"iteration {iteration} out of range: pruning.ratios.{af} has {len(ratios)} entries")
     target = float(ratios[iteration - 1])
@@ -158,7 +159,7 @@ def prune_iteration(
                 "flops_before": sel.before.flops,
                 "flops_after": cost.flops,
                 "mask_vs_slim_max_abs_diff": diff,
-                "finetune_epochs": int(pcfg["finetune"]["epochs"][af]) if sel.removal else 0,
+                "finetune_epochs": int(per_af(config, "pruning.finetune.epochs", af)) if sel.removal else 0,
                 "finetune_best_epoch": best_epoch,
                 "finetune_seconds": round(ft_seconds, 2),
                 "validation": {k: reports["validation"][k] for k in ("global_iou", "weighted_iou")},

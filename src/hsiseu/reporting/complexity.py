@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from hsiseu.io import read_json
-from hsiseu.settings import AF_LABELS
+from hsiseu.activations import af_label
 
 __all__ = ["PAPER_BYTES_PER_PARAM", "complexity_table", "complexity_table_from_files"]
 
@@ -56,7 +56,7 @@ def complexity_table_from_files(
     if len({v[:2] for v in originals.values()}) == 1:
         columns["Original"] = next(iter(originals.values()))
     else:
-        columns.update({f"Original {AF_LABELS.get(af, af)}": v for af, v in originals.items()})
+        columns.update({f"Original {af_label(af)}": v for af, v in originals.items()})
     for af, paths in pruned.items():
-        columns[f"{AF_LABELS.get(af, af)} pruned"] = entry(*paths)
+        columns[f"{af_label(af)} pruned"] = entry(*paths)
     return complexity_table(columns)

@@ -22,14 +22,27 @@ import pandas as pd  # noqa: E402
 from hsiseu.faults.bitflip import bit_field  # noqa: E402
 from hsiseu.faults.stats.aggregate import set_estimates  # noqa: E402
 from hsiseu.io import atomic_path  # noqa: E402
-from hsiseu.settings import AF_LABELS  # noqa: E402
+from hsiseu.activations import ACTIVATIONS, af_label  # noqa: E402
 
 __all__ = ["heatmap", "mean_error_by_set", "msb_minus_range", "wide_cells",
            "mark_wide", "msb_table", "SIGN_EXPONENT"]
 
 #: binary32 bits shown by default in Fig. 2 (the paper omits the mantissa: negligible errors).
 SIGN_EXPONENT = tuple(range(31, 22, -1))
-AF_COLORS = {"relu": "tab:blue", "sigmoid": "tab:orange", "hard_sigmoid": "tab:green"}
+
+
+def af_color(af: str) -> str | None:
+    """A colour per AF that stays the same across figures and configs: Keras's activations in
+    :data:`~hsiseu.activations.ACTIVATIONS` order take tab10, then tab20's light shades (the
+    paper's three keep blue, orange, green); None lets Matplotlib pick for any other name."""
+    order = list(ACTIVATIONS)
+    if af not in order:
+        return None
+    i = order.index(af)
+    if i >= 20:
+        return None
+    rgba = matplotlib.colormaps["tab10"](i) if i < 10 else matplotlib.colormaps["tab20"](2 * (i - 10) + 1)
+    return matplotlib.colors.to_hex(rgba)
 
 
 def _save(fig, path: str | os.PathLike[str]) -> None:
@@ -93,13 +106,13 @@ def mean_error_by_set(cells_by_af: Mapping[str, pd.DataFrame], path: str | os.Pa
     x = np.arange(len(table))
     for i, af in enumerate(table.columns):
         vals = table[af].to_numpy(dtype=float)
-        label = f"{AF_LABELS.get(af, af)} (mean {np.nanmean(vals):.2f} %, std {np.nanstd(vals):.2f})"
+        label = f"{af_label(af)} (mean {np.nanmean(vals):.2f} %, std {np.nanstd(vals):.2f})"
         iv = ends[af].reindex(table.index)
         err = np.vstack([vals - iv["low"].to_numpy(dtype=float), iv["high"].to_numpy(dtype=float) - vals])
-        ax.bar(x + (i - (n_af - 1) / 2) * width, vals, width, label=label, color=AF_COLORS.get(af),
+        ax.bar(x + (i - (n_af - 1) / 2) * width, vals, width, label=label, color=af_color(af),
                yerr=np.clip(np.nan_to_num(err), 0, None), error_kw={"elinewidth": 0.6, "capsize": 1})
         ax.bar(len(table) + 1 + (i - (n_af - 1) / 2) * width, np.nanmean(vals), width,
-               yerr=np.nanstd(vals), color=AF_COLORS.get(af), edgecolor="black", capsize=2)
+               yerr=np.nanstd(vals), color=af_color(af), edgecolor="black", capsize=2)
     ax.set_xticks(list(x) + [len(table) + 1], list(table.index) + ["mean"], rotation=90, fontsize=6)
     ax.set_ylabel("mean bit-flip error rate (%)")
     ax.legend(fontsize=7)
@@ -130,9 +143,9 @@ def msb_minus_range(cells_by_af: Mapping[str, pd.DataFrame], sets_by_af: Mapping
         t = msb_table(cells, sets_by_af[af])
         tables[af] = t
         x = np.arange(len(t))
-        color = AF_COLORS.get(af)
-        ax.plot(x, t["difference"], "o", color=color, ms=4, label=f"{AF_LABELS.get(af, af)}: MSB rate - share")
-        ax.plot(x, t["msb_error_rate"], "o", mfc="none", color=color, ms=5, label=f"{AF_LABELS.get(af, af)}: MSB rate")
+        color = af_color(af)
+        ax.plot(x, t["difference"], "o", color=color, ms=4, label=f"{af_label(af)}: MSB rate - share")
+        ax.plot(x, t["msb_error_rate"], "o", mfc="none", color=color, ms=5, label=f"{af_label(af)}: MSB rate")
         ax.set_xticks(x, t.index, rotation=90, fontsize=6)
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_ylabel("% (error rate or share of values)")
@@ -145,7 +158,7 @@ def msb_minus_range(cells_by_af: Mapping[str, pd.DataFrame], sets_by_af: Mapping
 def fig2_from_files(cells_csv: str, out: str, *, bits: str, af: str, stage: str, margin: float | None = None) -> None:
     cells = pd.read_csv(cells_csv)
     heatmap(cells, out, bits=SIGN_EXPONENT if bits == "sign_exponent" else None, margin=margin,
-            title=f"Bit-flip error rate (%), {AF_LABELS.get(af, af)}, {stage} model")
+            title=f"Bit-flip error rate (%), {af_label(af)}, {stage} model")
 
 
 def fig_means_from_files(cells_csvs: Mapping[str, str], out: str, *, stage: str) -> None:

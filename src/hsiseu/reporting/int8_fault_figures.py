@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 
 from hsiseu.io import atomic_path  # noqa: E402
 from hsiseu.reporting.fault_figures import mark_wide, mean_error_by_set, wide_cells  # noqa: E402
-from hsiseu.settings import AF_LABELS  # noqa: E402
+from hsiseu.activations import af_label  # noqa: E402
 
 __all__ = ["int8_heatmap", "bias_weight_split", "fig7_from_files", "fig8_from_files"]
 
@@ -76,7 +76,7 @@ def bias_weight_split(cells: pd.DataFrame) -> pd.Series:
 
 def fig7_from_files(cells_csv: str, out: str, *, af: str, kernels: str, margin: float | None = None) -> None:
     cells = pd.read_csv(cells_csv)
-    int8_heatmap(cells, out, margin=margin, title=f"Bit-flip error rate (%), pruned int8 {AF_LABELS.get(af, af)} model "
+    int8_heatmap(cells, out, margin=margin, title=f"Bit-flip error rate (%), pruned int8 {af_label(af)} model "
                                   f"(weights 8 bits, biases 32 bits; LiteRT {kernels} kernels)")
 
 

@@ -13,7 +13,7 @@ from hsiseu.deployment import PAPER_KV260, deployment_table_from_files, paper_dp
 from hsiseu.io import read_json
 from hsiseu.reporting.tables import iou_table, write_table
 from hsiseu.quantization.interpreter import KERNEL_LABELS, kernels_of
-from hsiseu.settings import AF_LABELS
+from hsiseu.activations import af_label
 
 __all__ = ["int8_iou_table", "write_table3", "write_table4"]
 
@@ -24,7 +24,7 @@ def int8_iou_table(metrics_by_af: Mapping[str, Mapping[str, Any]], split: str = 
     table = iou_table(metrics_by_af, split)
     extra = {}
     for af, m in metrics_by_af.items():
-        extra[AF_LABELS.get(af, af)] = {
+        extra[af_label(af)] = {
             "Global (float)": m["float"][split]["global_iou"],
             "Weighted (float)": m["float"][split]["weighted_iou"],
             "Agreement with float": m["agreement"][split],
@@ -36,7 +36,7 @@ def _recovery_note(metrics_by_af: Mapping[str, Mapping[str, Any]]) -> str:
     parts = []
     for af, m in metrics_by_af.items():
         r = m["recovery"]
-        label = AF_LABELS.get(af, af)
+        label = af_label(af)
         if not r["applied"]:
             parts.append(f"{label}: not applied (method {r['method']}, validation GIoU drop "
                          f"{r['validation_drop']:.2f} <= {r['min_drop']:.2f})")
@@ -52,7 +52,7 @@ def _recovery_note(metrics_by_af: Mapping[str, Mapping[str, Any]]) -> str:
 def write_table3(paths_by_af: Mapping[str, str | os.PathLike[str]], csv: str, md: str) -> pd.DataFrame:
     metrics = {af: read_json(p) for af, p in paths_by_af.items()}
     table = int8_iou_table(metrics)
-    ops = "; ".join(f"{AF_LABELS.get(af, af)}: " + ", ".join(f"{k} x{v}" for k, v in m["ops"].items())
+    ops = "; ".join(f"{af_label(af)}: " + ", ".join(f"{k} x{v}" for k, v in m["ops"].items())
                     for af, m in metrics.items())
     write_table(
         table, csv, md,
@@ -74,7 +74,7 @@ def write_table4(paths_by_af: Mapping[str, str | os.PathLike[str]], deployment: 
     table = deployment_table_from_files(paths_by_af, deployment)
     kernels = kernels_of({af: read_json(p) for af, p in paths_by_af.items()})
     opc, clock = int(deployment["dpu_ops_per_cycle"]), float(deployment["dpu_clock_mhz"]) * 1e6
-    implied = ", ".join(f"{AF_LABELS[af]} {paper_dpu_efficiency(af, ops_per_cycle=opc, clock_hz=clock):.3f}"
+    implied = ", ".join(f"{af_label(af)} {paper_dpu_efficiency(af, ops_per_cycle=opc, clock_hz=clock):.3f}"
                         for af in PAPER_KV260 if af in paths_by_af)
     write_table(
         table, csv, md,

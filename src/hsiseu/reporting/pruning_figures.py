@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from hsiseu.io import atomic_path  # noqa: E402
-from hsiseu.settings import AF_LABELS  # noqa: E402
+from hsiseu.activations import af_label  # noqa: E402
 
 __all__ = ["layer_ratio_frame", "plot_layer_ratios"]
 
@@ -34,7 +34,7 @@ def layer_ratio_frame(paths_by_af: Mapping[str, str | os.PathLike[str]]) -> pd.D
             raise ValueError(f"{path}: missing columns {sorted(missing)}")
         table = table[table["prunable"].astype(bool)]
         order += [name for name in table["layer"] if name not in order]
-        frames.append(pd.DataFrame({"layer": table["layer"], "af": AF_LABELS.get(af, af), "ratio": table["ratio"]}))
+        frames.append(pd.DataFrame({"layer": table["layer"], "af": af_label(af), "ratio": table["ratio"]}))
     out = pd.concat(frames, ignore_index=True)
     out["layer"] = pd.Categorical(out["layer"], categories=order, ordered=True)
     return out.sort_values(["layer", "af"], kind="stable").reset_index(drop=True)
@@ -46,7 +46,7 @@ def plot_layer_ratios(paths_by_af: Mapping[str, str | os.PathLike[str]], out_png
     n_layers = data["layer"].nunique()
     sns.set_theme(style="whitegrid", context="paper")
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * n_layers + 2), 3.6))
-    hue_order = [AF_LABELS.get(af, af) for af in paths_by_af]
+    hue_order = [af_label(af) for af in paths_by_af]
     sns.barplot(data=data, x="layer", y="ratio", hue="af", hue_order=hue_order, ax=ax, dodge=True)
     ax.set_ylim(0, 1)
     ax.set_xlabel("Layer")

@@ -10,7 +10,7 @@ import pandas as pd
 
 from hsiseu.data import CLASS_NAMES
 from hsiseu.io import atomic_path, read_json, write_text
-from hsiseu.settings import AF_LABELS
+from hsiseu.activations import af_label
 
 
 def iou_table(metrics_by_af: Mapping[str, Mapping[str, Any]], split: str = "test") -> pd.DataFrame:
@@ -21,7 +21,7 @@ def iou_table(metrics_by_af: Mapping[str, Mapping[str, Any]], split: str = "test
         col = dict(report["per_class_iou"])
         col["Global"] = report["global_iou"]
         col["Weighted"] = report["weighted_iou"]
-        columns[AF_LABELS.get(af, af)] = col
+        columns[af_label(af)] = col
     table = pd.DataFrame(columns)
     order = [c for c in CLASS_NAMES if c in table.index]
     table = table.loc[order + [r for r in table.index if r not in order]]
