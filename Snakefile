@@ -7,7 +7,13 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# A --configfile is a whole config (config/paper.yaml, config/paper_shape.yaml, a copy of
+# config/config.yaml): it replaces the default rather than merging into it, so that a per-AF
+# `default` entry applies to every AF the file does not list. --config key=value still
+# overrides single keys of whichever file is in use.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -1,37 +1,29 @@
-"""`dvc.yaml`'s params agree with what the Snakemake rules read: for every DVC stage, the config
-keys the params functions of its rules (`params: config=<function>`, the rules named in the
-stage's `--forcerun`) hand to their jobs are exactly the keys the stage lists, so DVC reruns a
-stage when, and only when, one of them changes."""
+"""`dvc.yaml`'s params and the Snakemake rules' params come from one table,
+`hsiseu.stage_keys.READS`: every rule that hands its job a config (`params: config=`) reads its own
+row, and every DVC stage lists exactly the keys of the rules it forces, so DVC reruns a stage
+when, and only when, one of them changes."""
 
 from __future__ import annotations
 
-import os
 import re
-from types import SimpleNamespace
 
 import yaml
-from snakemake.io import expand
 
 from conftest import REPO, load_config
+from hsiseu.stage_keys import READS, dvc_keys
 
 RULES = REPO / "workflow" / "rules"
 
 
-def _params_functions() -> dict[str, str]:
-    """rule name -> the name of the function its `params: config=` calls."""
+def _params_rows() -> dict[str, str]:
+    """rule name -> the READS row its `params: config=reads("...")` names."""
     out = {}
     for smk in RULES.glob("*.smk"):
         for rule, body in re.findall(r"^(?:local)?rule (\w+):\n((?:[ \t]+.*\n|\n)*)", smk.read_text(), re.M):
-            found = re.search(r"params:\n(?:\s+\w+=.*\n)*?\s+config=(\w+),", body)
+            found = re.search(r"params:\n(?:\s+\w+=.*\n)*?\s+config=reads\(\"(\w+)\"\),", body)
             if found:
                 out[rule] = found.group(1)
     return out
-
-
-def _common(config: dict) -> dict:
-    namespace = {"config": config, "expand": expand, "os": os}
-    exec(compile((RULES / "common.smk").read_text(), str(RULES / "common.smk"), "exec"), namespace)
-    return namespace
 
 
 def _leaves(tree, prefix=""):
@@ -42,34 +34,42 @@ def _leaves(tree, prefix=""):
         yield prefix[:-1]
 
 
-def _covered(key: str, listed: set[str]) -> bool:
-    return any(key == k or key.startswith(k + ".") for k in listed)
+def _leaf_set(keys, config) -> set[str]:
+    """The config's leaves that dotted keys stand for (a section stands for all of its leaves)."""
+    leaves = set(_leaves(config))
+    out = set()
+    for key in keys:
+        found = {leaf for leaf in leaves if leaf == key or leaf.startswith(key + ".")}
+        assert found, f"{key!r} names no key of config/config.yaml"
+        out |= found
+    return out
+
+
+def test_every_rule_with_a_config_reads_its_own_row():
+    rows = _params_rows()
+    assert {"train", "prune_sensitivity", "prune_iteration", "prune", "quantize", "throughput",
+            "fault_list", "fault_shard", "fault_merge"} == set(rows)
+    assert all(rule == row for rule, row in rows.items()), rows
+    assert set(READS) == set(rows)
 
 
 def test_every_stage_lists_exactly_the_config_keys_its_rules_read():
     config = load_config()
-    common = _common(config)
-    functions = _params_functions()
-    assert {"train", "prune_sensitivity", "prune_iteration", "quantize", "fault_list", "fault_shard"} <= set(functions)
+    rows = _params_rows()
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    checked = 0
+    checked = []
     for name, stage in stages.items():
         body = stage.get("do", stage)
         rules = re.search(r"--forcerun ([\w ]+?)(?: --|$)", " ".join(body["cmd"].split())).group(1).split()
-        readers = [functions[r] for r in rules if r in functions and callable(common[functions[r]])]
+        readers = [r for r in rules if r in rows]
         if not readers:
             continue  # the report's rules pass values, not config sections
-        listed_raw = [k for entry in body["params"] for k in entry["config/config.yaml"]]
-        for af in config["afs"]:
-            listed = {k.replace("${item}", af).replace("${item.af}", af) for k in listed_raw}
-            read_any: set[str] = set()  # a matrix stage lists what any of its (af, stage) jobs reads
-            for st in ("original", "pruned", "quantized"):
-                wildcards = SimpleNamespace(af=af, stage=st, k="1")
-                read = {key for fn in readers for key in _leaves(common[fn](wildcards))}
-                missing = {k for k in read if not _covered(k, listed)}
-                assert not missing, f"dvc.yaml stage {name!r} does not list {sorted(missing)} (read by {readers})"
-                read_any |= read
-                checked += 1
-            unread = {k for k in listed if not any(r == k or r.startswith(k + ".") for r in read_any)}
-            assert not unread, f"dvc.yaml stage {name!r} lists {sorted(unread)}, which none of {readers} reads"
-    assert checked >= 4 * len(config["afs"]) * 3
+        listed = [k for entry in body["params"] for k in entry["config/config.yaml"]]
+        assert not any("${" in k for k in listed), f"{name}: per-AF keys are listed whole (see dvc_keys)"
+        read = [k for r in readers for k in dvc_keys(r)]
+        assert _leaf_set(listed, config) == _leaf_set(read, config), (
+            f"dvc.yaml stage {name!r}: lists {sorted(_leaf_set(listed, config) - _leaf_set(read, config))} "
+            f"that {readers} do not read, misses {sorted(_leaf_set(read, config) - _leaf_set(listed, config))}"
+        )
+        checked.append(name)
+    assert checked == ["train", "prune", "quantize", "faults"]

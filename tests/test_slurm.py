@@ -47,8 +47,8 @@ def test_gpu_partitions_finds_gpu_gres_and_puts_the_default_first():
 
 
 def test_requested_gpus_reads_the_environment_and_rejects_nonsense(monkeypatch):
-    monkeypatch.delenv(cluster.GPUS_ENV, raising=False)
-    assert cluster.requested_gpus() == 1
+    monkeypatch.setenv(cluster.GPUS_ENV, "2")
+    assert cluster.requested_gpus() == 2
     monkeypatch.setenv(cluster.GPUS_ENV, "0")
     assert cluster.requested_gpus() == 0
     for bad in ("two", "-1"):

@@ -44,7 +44,9 @@ def test_table1_is_a_target_of_its_own(workflow_copy):
     [
         (lambda c: c.update(learning_rte=0.1), "learning_rte"),
         (lambda c: c["training"].update(batch_size=0), "batch_size"),
-        (lambda c: c.update(afs=["relu", "tanh"]), "tanh"),
+        (lambda c: c.update(afs=["relu", "tanhh"]), "'tanhh' is not a Keras 3 element-wise activation; did you mean 'tanh'"),
+        (lambda c: c.update(afs=["relu", "softmax"]), "'softmax' cannot be used"),
+        (lambda c: c.update(afs=["relu", "gelu"]), "training.epochs has no entry for 'gelu'"),
         (lambda c: c["model"].update(pools="five"), "five"),
         (lambda c: c.update(afs=["sigmoid"]) or c["faults"].update(heatmap_af="relu"), "faults.heatmap_af"),
     ],
@@ -56,6 +58,31 @@ def test_bad_config_key_or_value_stops_the_run_naming_it(workflow_copy, edit, ne
     proc = run_snakemake(workflow_copy, "-n", "--configfile", str(path), timeout=120)
     assert proc.returncode != 0
     assert needle in proc.stdout + proc.stderr
+
+
+def test_afs_sigmoid_alone_builds_no_relu_job(workflow_copy):
+    cfg = tiny_config()
+    cfg["afs"] = ["sigmoid"]
+    proc = run_snakemake(workflow_copy, "-n", "--cores", "2", "--configfile", str(write_config(workflow_copy, cfg)),
+                         timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "results/sigmoid/quantized/faults/cells.csv" in out and "fig2_bitflip_heatmap_sigmoid_original.png" in out
+    assert "relu" not in out.replace("results/sigmoid", "")
+
+
+def test_new_afs_with_default_entries_build_their_jobs(workflow_copy):
+    cfg = tiny_config()
+    cfg["afs"] = ["gelu", "relu6"]
+    cfg["training"]["epochs"] = {"default": 3}
+    cfg["pruning"]["ratios"] = {"relu6": [0.5, 0.2, 0.2], "default": [0.4]}
+    cfg["pruning"]["finetune"]["epochs"] = {"default": 1}
+    proc = run_snakemake(workflow_copy, "-n", "--cores", "2", "--configfile", str(write_config(workflow_copy, cfg)),
+                         timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "results/relu6/pruned/iter3/model.keras" in out and "results/gelu/pruned/iter1/model.keras" in out
+    assert "results/gelu/pruned/iter2" not in out
 
 
 def test_a_subset_of_afs_builds_only_their_jobs_and_figs_2_and_7_follow_heatmap_af(workflow_copy):

@@ -14,6 +14,8 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
+from hsiseu.install import tensorflow_can_use_gpu
+
 GPUS_ENV = "HSISEU_SLURM_GPUS"
 
 
@@ -59,12 +61,12 @@ def _cluster_gpu_partitions() -> tuple[str, ...]:
 
 
 def requested_gpus() -> int:
-    """GPUs per training job: the HSISEU_SLURM_GPUS environment variable, 1 if unset, 0 = none.
-
-    The default conda env (envs/hsiseu.yaml) installs tensorflow-cpu, which ignores GPUs: set 0
-    on clusters where GPU hours are charged and the env has not been switched to a GPU build.
-    """
-    raw = os.environ.get(GPUS_ENV, "1")
+    """GPUs per training job: the HSISEU_SLURM_GPUS environment variable (0 = none); unset, 1 where
+    the installed TensorFlow can use a GPU (the ``gpu`` extra) and 0 where it cannot
+    (``tensorflow`` without CUDA libraries), so that no GPU hours go to a CPU-only build."""
+    raw = os.environ.get(GPUS_ENV)
+    if raw is None:
+        return 1 if tensorflow_can_use_gpu() else 0
     try:
         gpus = int(raw)
     except ValueError:

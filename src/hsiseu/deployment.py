@@ -9,8 +9,8 @@ inferences of one test image after a warm-up run, as the paper averaged 100 iter
 Estimated: the paper ran a single-core B4096 DPU (4096 ops per cycle, 300 MHz on the KV260).
 ``fps = ops_per_cycle x clock x efficiency / ops_per_frame`` with ops = 2 x MACs of the pruned
 model's convolutions (``hsiseu.model.complexity``) and an efficiency (utilisation) from the
-config. The DPU has no sigmoid: a model with LOGISTIC ops runs its activations on the ARM CPU,
-which the estimate does not include (it is then an upper bound; the paper measured 0.59 FPS).
+config. The DPU has no sigmoid: a model with LOGISTIC ops (or any operator outside
+:data:`DPU_OPS`) runs its activations on the ARM CPU, which the estimate does not include (it is then an upper bound; the paper measured 0.59 FPS).
 
 Power and energy were measured on the KV260 with its INA260 sensor; there is no meter here, so
 ours are reported as not measured and the paper's figures are shown for reference.
@@ -33,7 +33,7 @@ from hsiseu.activations import af_label
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DPU_UNSUPPORTED_OPS",
+    "DPU_OPS",
     "PAPER_KV260",
     "deployment_table",
     "dpu_fps",
@@ -49,8 +49,16 @@ PAPER_KV260: dict[str, dict[str, float]] = {
 }
 #: Paper, Table II: OPS (G) of the pruned models, to show the DPU utilisation its FPS imply.
 PAPER_PRUNED_GOPS: dict[str, float] = {"relu": 8.41, "sigmoid": 16.46, "hard_sigmoid": 10.35}
-#: int8 operators the DPU cannot run (paper Section IV: sigmoid is not piecewise linear).
-DPU_UNSUPPORTED_OPS = frozenset({"LOGISTIC"})
+#: int8 operators the DPU runs (Vitis AI's DPUCZDX8G: convolutions, pooling, concatenation,
+#: element-wise add / multiply and the piecewise-linear activations, hard sigmoid lowered to
+#: ADD / RELU6 / MUL included; softmax on its optional softmax core). Any other operator, such as
+#: LOGISTIC (sigmoid, "not piecewise linear", paper Section IV), TANH, GELU or EXP, runs on the
+#: ARM CPU: an allowlist, so that an AF the paper did not study is not assumed to fit the DPU.
+DPU_OPS = frozenset(
+    {"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "MAX_POOL_2D", "AVERAGE_POOL_2D", "CONCATENATION",
+     "ADD", "MUL", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "PRELU", "HARD_SWISH", "SOFTMAX",
+     "QUANTIZE", "DEQUANTIZE", "RESHAPE", "PAD"}
+)
 NOT_MEASURED = "not measured"
 
 
@@ -142,7 +150,7 @@ def measure_throughput(
         "keras_float_fps": {str(job_threads): float_fps},
         "ops_per_frame": complexity(model).flops,
         "params": int(model.count_params()),
-        "dpu_unsupported_ops": sorted(set(ops) & DPU_UNSUPPORTED_OPS),
+        "dpu_unsupported_ops": sorted(set(ops) - DPU_OPS),
     }
     write_json(out, result)
     return result

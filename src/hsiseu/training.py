@@ -20,6 +20,7 @@ import pandas as pd
 from hsiseu import data as hdata
 from hsiseu import settings
 from hsiseu.evaluation import confusion_over, keras_predictor
+from hsiseu.install import check_single_tensorflow
 from hsiseu.io import atomic_path, write_json
 from hsiseu.metrics import IGNORE, global_iou, segmentation_report, weighted_iou
 
@@ -33,6 +34,7 @@ def configure_tensorflow(threads: int | None = None, seed: int | None = None) ->
 
     Must run before TensorFlow executes its first op (thread pools are fixed then).
     """
+    check_single_tensorflow()
     import tensorflow as tf
 
     if threads:

@@ -2,6 +2,7 @@
 from snakemake.exceptions import WorkflowError
 
 from hsiseu.settings import check_config, data_kwargs, heatmap_af, per_af as af_value
+from hsiseu.stage_keys import job_config
 
 try:
     check_config(config)
@@ -20,12 +21,13 @@ def data_ready():
     return root
 
 
-def training_config(wildcards):
-    """The config keys training reads, with only this AF's epochs, so that editing another AF's
-    epochs (or any later stage's settings) does not retrain this model."""
-    cfg = {key: config[key] for key in ("seed", "threads", "data", "model")}
-    cfg["training"] = dict(config["training"], epochs={wildcards.af: af_value(config, "training.epochs", wildcards.af)})
-    return cfg
+def reads(rule):
+    """Params function: the config keys `rule`'s job reads (hsiseu.stage_keys.READS), so that a
+    job re-runs when, and only when, one of them changes."""
+    return lambda wildcards: job_config(
+        config, rule, af=wildcards.get("af"), stage=wildcards.get("stage"),
+        k=int(wildcards.k) if "k" in wildcards.keys() else None,
+    )
 
 
 def dataset_root(path):
@@ -59,90 +61,10 @@ def prune_iteration_files(name):
     ]
 
 
-def _eval_config():
-    # What scoring a model on a split reads (the dataset and its batching).
-    return {
-        "seed": config["seed"],
-        "threads": config["threads"],
-        "data": config["data"],
-        "model": config["model"],
-        "training": {"batch_size": config["training"]["batch_size"]},
-    }
-
-
-def sensitivity_config(wildcards):
-    """Keys the sensitivity analysis reads: editing the fine-tuning or the ratios keeps the cache."""
-    cfg = _eval_config()
-    cfg["pruning"] = {key: config["pruning"][key] for key in ("sparsities", "metric")}
-    return cfg
-
-
-def prune_iteration_config(wildcards):
-    """Keys iteration k reads: only this AF's settings and only the ratios up to iteration k."""
-    af, k = wildcards.af, int(wildcards.k)
-    pruning = config["pruning"]
-    cfg = _eval_config()
-    cfg["training"] = {key: value for key, value in config["training"].items() if key != "epochs"}
-    cfg["pruning"] = {
-        "ratios": {af: af_value(config, "pruning.ratios", af)[:k]},
-        "flops_tolerance": pruning["flops_tolerance"],
-        "finetune": dict(pruning["finetune"], epochs={af: af_value(config, "pruning.finetune.epochs", af)}),
-        "acceptance": pruning["acceptance"],
-    }
-    return cfg
-
-
-def assemble_config(wildcards):
-    """Keys the assembled pruned model's metrics read."""
-    cfg = _eval_config()
-    cfg["pruning"] = {
-        "metric": config["pruning"]["metric"],
-        "ratios": {wildcards.af: af_value(config, "pruning.ratios", wildcards.af)},
-        "acceptance": config["pruning"]["acceptance"],
-    }
-    return cfg
-
-
-def quantization_config(wildcards):
-    """Keys quantization reads: the throughput settings are left out, so that changing them
-    re-times the models without re-quantizing them."""
-    cfg = _eval_config()
-    cfg["quantization"] = {
-        key: config["quantization"][key] for key in ("representative_samples", "kernels", "recovery")
-    }
-    return cfg
-
-
-def throughput_config(wildcards):
-    """Keys the throughput measurement reads."""
-    cfg = _eval_config()
-    cfg["quantization"] = {key: config["quantization"][key] for key in ("kernels", "fps_threads", "fps_repeats")}
-    return cfg
-
-
 def fault_model(wildcards):
     """The model file a stage's fault campaign injects into."""
     name = "model.tflite" if wildcards.stage == "quantized" else "model.keras"
     return f"results/{wildcards.af}/{wildcards.stage}/{name}"
-
-
-def fault_list_config(wildcards):
-    """Keys the fault list depends on (not the engine, shard or checkpoint settings)."""
-    keys = ("seed", "sampling", "bits", "include_bn_moving_stats", "include_int8_constants")
-    return {"seed": config["seed"], "data": config["data"],
-            "faults": {key: config["faults"][key] for key in keys}}
-
-
-def fault_run_config(wildcards):
-    """Keys a shard's outcomes depend on (the test images, and how many go into one model call:
-    the reference's batch); engine and memory budget are read from the config in the script
-    instead, since they cannot change an outcome."""
-    cfg = fault_list_config(wildcards)
-    for key in ("test_images", "image_chunk"):
-        cfg["faults"][key] = config["faults"][key]
-    if wildcards.stage == "quantized":  # the kernels define the int8 model's outcomes
-        cfg["quantization"] = {"kernels": config["quantization"]["kernels"]}
-    return cfg
 
 
 def fault_shards(wildcards):

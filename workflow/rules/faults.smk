@@ -6,7 +6,7 @@ rule fault_list:
         faults="results/{af}/{stage}/faults/fault_list.csv",
         sets="results/{af}/{stage}/faults/parameter_sets.csv",
     params:
-        config=fault_list_config,
+        config=reads("fault_list"),
     log:
         "logs/faults/{af}_{stage}_list.log",
     threads: 1
@@ -24,7 +24,7 @@ rule fault_shard:
     output:
         "results/{af}/{stage}/faults/shards/{shard}-of-{n}.csv",
     params:
-        config=fault_run_config,
+        config=reads("fault_shard"),
     log:
         "logs/faults/{af}_{stage}_shard{shard}-of-{n}.log",
     wildcard_constraints:
@@ -49,7 +49,7 @@ rule fault_merge:
         cells="results/{af}/{stage}/faults/cells.csv",
         faults_run="results/{af}/{stage}/faults/faults_run.csv",
     params:
-        config=fault_list_config,
+        config=reads("fault_merge"),
     log:
         "logs/faults/{af}_{stage}_merge.log",
     conda:

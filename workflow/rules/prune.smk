@@ -4,7 +4,7 @@ rule prune_sensitivity:
     output:
         sensitivity="results/{af}/pruned/iter{k}/sensitivity.csv",
     params:
-        config=sensitivity_config,
+        config=reads("prune_sensitivity"),
     wildcard_constraints:
         k=r"\d+",
     log:
@@ -29,7 +29,7 @@ rule prune_iteration:
         history="results/{af}/pruned/iter{k}/history.csv",
         summary="results/{af}/pruned/iter{k}/summary.json",
     params:
-        config=prune_iteration_config,
+        config=reads("prune_iteration"),
     wildcard_constraints:
         k=r"\d+",
     log:
@@ -54,7 +54,7 @@ rule prune:
         metrics="results/{af}/pruned/metrics.json",
         layer_ratios="results/{af}/pruned/layer_ratios.csv",
     params:
-        config=assemble_config,
+        config=reads("prune"),
     log:
         "logs/prune/{af}/assemble.log",
     threads: config["threads"]

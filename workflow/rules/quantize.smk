@@ -6,7 +6,7 @@ rule quantize:
         model="results/{af}/quantized/model.tflite",
         metrics="results/{af}/quantized/metrics.json",
     params:
-        config=quantization_config,
+        config=reads("quantize"),
     log:
         "logs/quantize/{af}.log",
     threads: config["threads"]
@@ -26,7 +26,7 @@ rule throughput:
     output:
         "results/{af}/quantized/throughput.json",
     params:
-        config=throughput_config,
+        config=reads("throughput"),
     log:
         "logs/throughput/{af}.log",
     # Timing wants the machine to itself: the job takes every core Snakemake was given.

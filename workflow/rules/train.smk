@@ -6,7 +6,7 @@ rule train:
         history="results/{af}/original/history.csv",
         metrics="results/{af}/original/metrics.json",
     params:
-        config=training_config,
+        config=reads("train"),
     log:
         "logs/train/{af}.log",
     threads: config["threads"]

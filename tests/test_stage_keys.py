@@ -1,0 +1,70 @@
+"""The table of which config keys each job reads: cutting a job's config from it."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from conftest import load_config
+from hsiseu.stage_keys import READS, dvc_keys, job_config
+
+
+def _leaves(tree, prefix=""):
+    if isinstance(tree, dict) and tree:
+        for key, value in tree.items():
+            yield from _leaves(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1]
+
+
+def test_a_job_gets_its_own_afs_entries_and_the_first_k_ratios():
+    config = load_config()
+    cfg = job_config(config, "prune_iteration", af="sigmoid", k=1)
+    assert cfg["pruning"]["ratios"] == {"sigmoid": config["pruning"]["ratios"]["sigmoid"][:1]}
+    assert cfg["pruning"]["finetune"]["epochs"] == {"sigmoid": config["pruning"]["finetune"]["epochs"]["sigmoid"]}
+    assert "epochs" not in cfg["training"]
+    assert job_config(config, "train", af="relu")["training"]["epochs"] == {"relu": config["training"]["epochs"]["relu"]}
+
+
+def test_an_af_without_an_entry_reads_the_default_and_a_missing_default_names_the_key():
+    config = copy.deepcopy(load_config())
+    config["training"]["epochs"] = {"relu": 3, "default": 5}
+    assert job_config(config, "train", af="tanh")["training"]["epochs"] == {"tanh": 5}
+    config["training"]["epochs"] = {"relu": 3}
+    with pytest.raises(ValueError, match=r"training.epochs has no entry for 'tanh'"):
+        job_config(config, "train", af="tanh")
+
+
+def test_the_int8_kernels_reach_only_the_quantized_campaign():
+    config = load_config()
+    assert "quantization" in job_config(config, "fault_shard", af="relu", stage="quantized")
+    assert "quantization" not in job_config(config, "fault_shard", af="relu", stage="original")
+    assert "quantization" not in job_config(config, "fault_list", af="relu", stage="quantized")
+
+
+@pytest.mark.parametrize("rule", sorted(READS))
+def test_dvc_keys_cover_every_key_a_job_reads(rule):
+    config = load_config()
+    keys = dvc_keys(rule)
+    for stage in ("original", "pruned", "quantized"):
+        for leaf in _leaves(job_config(config, rule, af="hard_sigmoid", stage=stage, k=2)):
+            assert any(leaf == k or leaf.startswith(k + ".") for k in keys), (rule, leaf)
+
+
+def test_check_config_names_an_af_that_a_per_af_key_cannot_serve():
+    from hsiseu.settings import check_config
+
+    config = copy.deepcopy(load_config())
+    config["afs"] = ["relu", "gelu"]
+    with pytest.raises(ValueError, match=r"training.epochs has no entry for 'gelu' and no 'default' entry"):
+        check_config(config)
+    for dotted in ("training.epochs", "pruning.finetune.epochs"):
+        section = config
+        for part in dotted.split(".")[:-1]:
+            section = section[part]
+        section["epochs"]["default"] = 3
+    with pytest.raises(ValueError, match=r"pruning.ratios has no entry for 'gelu'"):
+        check_config(config)
+    config["pruning"]["ratios"]["default"] = [0.5]
+    check_config(config)
