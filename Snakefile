@@ -19,6 +19,9 @@ if not workflow.config_settings.configfiles:
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 wildcard_constraints:
     af="|".join(re.escape(af) for af in config["afs"]),
     stage="original|pruned|quantized",
@@ -30,7 +33,6 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/prune.smk"
 include: "workflow/rules/quantize.smk"
 include: "workflow/rules/faults.smk"
-include: "workflow/rules/faults_int8.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -232,10 +232,11 @@ def test_int8_campaign_runs_through_the_shared_list_shard_and_merge_code(models,
         assert int(row.faulty) == (flipped - 2**width if flipped >= 2 ** (width - 1) else flipped)
     assert not outcomes["nonfinite"].any()
 
-    from hsiseu.reporting.int8_fault_figures import bias_weight_split, fig7_from_files, fig8_from_files
+    from hsiseu.reporting.fault_figures import bias_weight_split, fig7_from_files, fig_means_from_files
 
     fig7_from_files(str(tmp_path / "cells.csv"), str(tmp_path / "fig7.png"), af="relu", kernels="builtin")
-    table = fig8_from_files({"relu": str(tmp_path / "cells.csv")}, str(tmp_path / "fig8.png"), kernels="builtin")
+    table = fig_means_from_files({"relu": str(tmp_path / "cells.csv")}, str(tmp_path / "fig8.png"), stage="quantized",
+                                 kernels="builtin")
     assert (tmp_path / "fig7.png").stat().st_size > 1000 and (tmp_path / "fig8.png").stat().st_size > 1000
     assert list(table.index[:2]) == ["cnv_1/kernel", "cnv_1/bias"]
     split = bias_weight_split(cells)

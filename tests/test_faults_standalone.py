@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hsiseu.training import configure_tensorflow
+from hsiseu.runtime import configure_tensorflow
 
 configure_tensorflow(1, 0)
 

@@ -15,7 +15,8 @@ from hsiseu.pruning.iterative import assemble_pruned, prune_iteration
 from hsiseu.pruning.sensitivity import run_sensitivity
 from hsiseu.settings import model_kwargs
 from hsiseu.synthetic import generate_dataset
-from hsiseu.training import configure_tensorflow, evaluate_splits
+from hsiseu.runtime import configure_tensorflow
+from hsiseu.training import evaluate_splits
 
 
 @pytest.fixture(scope="module")

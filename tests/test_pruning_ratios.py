@@ -15,7 +15,7 @@ from hsiseu.pruning.sensitivity import sensitivity_curves, validation_scorer
 from hsiseu.pruning.surgery import channels_to_remove, slim_model
 from hsiseu.settings import model_kwargs
 from hsiseu.synthetic import generate_dataset
-from hsiseu.training import configure_tensorflow
+from hsiseu.runtime import configure_tensorflow
 
 SPARSITIES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 

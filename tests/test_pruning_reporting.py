@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from hsiseu.io import write_json
-from hsiseu.reporting.complexity import complexity_table, complexity_table_from_files
+from hsiseu.reporting.tables import complexity_table, complexity_table_from_files
 from hsiseu.reporting.pruning_figures import layer_ratio_frame, plot_layer_ratios
 
 

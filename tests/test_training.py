@@ -9,7 +9,8 @@ import pytest
 from conftest import tiny_config
 from hsiseu.io import read_json
 from hsiseu.synthetic import generate_dataset
-from hsiseu.training import configure_tensorflow, train_original
+from hsiseu.runtime import configure_tensorflow
+from hsiseu.training import train_original
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
-from hsiseu.install import tensorflow_can_use_gpu
+from hsiseu.runtime import tensorflow_can_use_gpu
 
 GPUS_ENV = "HSISEU_SLURM_GPUS"
 

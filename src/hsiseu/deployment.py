@@ -123,7 +123,8 @@ def measure_throughput(
     from hsiseu.model import complexity
     from hsiseu.quantization.graph import op_counts
     from hsiseu.quantization.interpreter import all_cores, check_kernels
-    from hsiseu.training import configure_tensorflow, split_dataset
+    from hsiseu.runtime import configure_tensorflow
+    from hsiseu.training import split_dataset
 
     job_threads = int(threads) if threads else all_cores()
     configure_tensorflow(job_threads, int(config["seed"]))

@@ -20,38 +20,12 @@ import pandas as pd
 from hsiseu import data as hdata
 from hsiseu import settings
 from hsiseu.evaluation import confusion_over, keras_predictor
-from hsiseu.install import check_single_tensorflow
 from hsiseu.io import atomic_path, write_json
 from hsiseu.metrics import IGNORE, global_iou, segmentation_report, weighted_iou
 
 log = logging.getLogger(__name__)
 
 MONITORS = {"val_global_iou": "max", "val_weighted_iou": "max", "val_loss": "min"}
-
-
-def configure_tensorflow(threads: int | None = None, seed: int | None = None) -> None:
-    """Make runs repeatable: fixed seeds, deterministic kernels, a fixed thread count.
-
-    Must run before TensorFlow executes its first op (thread pools are fixed then).
-    """
-    check_single_tensorflow()
-    import tensorflow as tf
-
-    if threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # already initialised in this process (tests): keep going
-            log.debug("TensorFlow thread pools already initialised")
-    tf.config.experimental.enable_op_determinism()
-    if seed is not None:
-        keras.utils.set_random_seed(int(seed))
-    # where the job's work runs: a GPU the installed TensorFlow sees, else the CPU (logged, so
-    # that a cluster job that asked for a GPU shows whether it got to use it)
-    gpus = tf.config.list_physical_devices("GPU")
-    log.info("TensorFlow %s on %s; intra-op threads %s", tf.__version__,
-             ", ".join(g.name for g in gpus) if gpus else "CPU (no GPU visible to TensorFlow)",
-             threads or "TensorFlow's default")
 
 
 CLASS_WEIGHTINGS = ("none", "inverse_frequency", "median_frequency")
@@ -211,6 +185,7 @@ def train_original(
 ) -> dict[str, Any]:
     """Train the reference (unpruned, float) model of one activation function."""
     from hsiseu.model import build_unet, complexity
+    from hsiseu.runtime import configure_tensorflow
 
     seed = int(config["seed"])
     configure_tensorflow(threads, seed)

@@ -1,3 +1,6 @@
+# Every table and figure of the paper, and the run's summaries: one file, so that editing a
+# figure rule touches no stage that computes (dvc.yaml's report stage depends on this file alone).
+
 rule table1:
     input:
         metrics=per_af("results/{af}/original/metrics.json"),
@@ -16,6 +19,174 @@ rule table1:
         "../../envs/hsiseu.yaml"
     script:
         "../scripts/table1.py"
+
+
+rule table2:
+    input:
+        original_metrics=per_af("results/{af}/original/metrics.json"),
+        original_models=per_af("results/{af}/original/model.keras"),
+        pruned_metrics=per_af("results/{af}/pruned/metrics.json"),
+        pruned_models=per_af("results/{af}/pruned/model.keras"),
+    output:
+        csv=report(
+            "reports/tables/table2_complexity.csv",
+            caption="../report/table2.rst",
+            category="Tables",
+        ),
+        md="reports/tables/table2_complexity.md",
+    params:
+        afs=AFS,
+    log:
+        "logs/report/table2.log",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/table2.py"
+
+
+rule table3:
+    input:
+        metrics=per_af("results/{af}/quantized/metrics.json"),
+    output:
+        csv=report(
+            "reports/tables/table3_iou_int8.csv",
+            caption="../report/table3.rst",
+            category="Tables",
+        ),
+        md="reports/tables/table3_iou_int8.md",
+    params:
+        afs=AFS,
+    log:
+        "logs/report/table3.log",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/table3.py"
+
+
+rule table4:
+    input:
+        throughput=per_af("results/{af}/quantized/throughput.json"),
+    output:
+        csv=report(
+            "reports/tables/table4_deployment.csv",
+            caption="../report/table4.rst",
+            category="Tables",
+        ),
+        md="reports/tables/table4_deployment.md",
+    params:
+        afs=AFS,
+        deployment=config["deployment"],
+    log:
+        "logs/report/table4.log",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/table4.py"
+
+
+rule fig1:
+    input:
+        layer_ratios=per_af("results/{af}/pruned/layer_ratios.csv"),
+    output:
+        report(
+            "reports/figures/fig1_pruning_ratio_per_layer.png",
+            caption="../report/fig1.rst",
+            category="Figures",
+        ),
+    params:
+        afs=AFS,
+    log:
+        "logs/report/fig1.log",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/fig1.py"
+
+
+rule fig2_bitflip_heatmap:
+    input:
+        cells="results/{af}/{stage}/faults/cells.csv",
+    output:
+        report(
+            "reports/figures/fig2_bitflip_heatmap_{af}_{stage}.png",
+            caption="../report/fig2.rst",
+            category="Figures",
+        ),
+    params:
+        bits=config["faults"]["heatmap_bits"],
+        margin=config["faults"]["sampling"]["error_margin"],
+    log:
+        "logs/report/fig2_{af}_{stage}.log",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/fig2.py"
+
+
+rule fig_mean_bitflip_error:
+    input:
+        cells=per_af_stage("results/{af}/{stage}/faults/cells.csv"),
+    output:
+        report(
+            "reports/figures/fig{num}_mean_bitflip_error_{stage}.png",
+            caption="../report/fig3_fig5_fig8.rst",
+            category="Figures",
+        ),
+    params:
+        afs=AFS,
+        # the int8 models' kernels name them in Fig. 8's title; None for the float stages
+        kernels=lambda wildcards: config["quantization"]["kernels"] if wildcards.stage == "quantized" else None,
+    log:
+        "logs/report/fig{num}_{stage}.log",
+    wildcard_constraints:
+        num="3|5|8",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/fig_mean_bitflip_error.py"
+
+
+rule fig_msb_minus_range:
+    input:
+        cells=per_af_stage("results/{af}/{stage}/faults/cells.csv"),
+        sets=per_af_stage("results/{af}/{stage}/faults/parameter_sets.csv"),
+    output:
+        report(
+            "reports/figures/fig{num}_msb_minus_range_{stage}.png",
+            caption="../report/fig4_fig6.rst",
+            category="Figures",
+        ),
+    params:
+        afs=AFS,
+    log:
+        "logs/report/fig{num}_{stage}.log",
+    wildcard_constraints:
+        num="4|6",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/fig_msb_minus_range.py"
+
+
+rule fig7_int8_bitflip_heatmap:
+    input:
+        cells="results/{af}/quantized/faults/cells.csv",
+    output:
+        report(
+            "reports/figures/fig7_bitflip_heatmap_{af}_quantized.png",
+            caption="../report/fig7.rst",
+            category="Figures",
+        ),
+    params:
+        kernels=config["quantization"]["kernels"],
+        margin=config["faults"]["sampling"]["error_margin"],
+    log:
+        "logs/report/fig7_{af}.log",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/fig7.py"
 
 
 rule metrics_summary:

@@ -7,4 +7,5 @@ with log_to(snakemake.log[0]):
         dict(zip(snakemake.params.afs, snakemake.input.cells)),
         snakemake.output[0],
         stage=snakemake.wildcards.stage,
+        kernels=snakemake.params.kernels,
     )

@@ -1,7 +1,7 @@
 from hsiseu.runlog import log_to
 
 with log_to(snakemake.log[0]):
-    from hsiseu.reporting.int8_tables import write_table4
+    from hsiseu.reporting.tables import write_table4
 
     write_table4(
         dict(zip(snakemake.params.afs, snakemake.input.throughput)),

@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         x, y = load_arrays(args.images, args.labels)
     except (OSError, ValueError) as err:
         parser.error(str(err))
-    from hsiseu.training import configure_tensorflow
+    from hsiseu.runtime import configure_tensorflow
 
     configure_tensorflow(args.threads, args.seed)
     options = {"engine": args.engine, "memory_mb": args.memory_mb, "image_chunk": args.image_chunk,

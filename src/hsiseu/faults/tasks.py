@@ -38,7 +38,7 @@ def test_data(config: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
 
 def backend_for(config: Mapping[str, Any], stage: str, model_path: str | os.PathLike[str],
                 x: np.ndarray, threads: int | None = None) -> Backend:
-    from hsiseu.training import configure_tensorflow
+    from hsiseu.runtime import configure_tensorflow
 
     configure_tensorflow(threads, int(config["seed"]))
     options = dict(config["faults"])

@@ -105,7 +105,8 @@ def prune_iteration(
     is redone at a target smaller by ``backoff_step`` until it passes (``backoff``; target 0 keeps
     the input model, which passed the previous iteration).
     """
-    from hsiseu.training import configure_tensorflow, evaluate_splits
+    from hsiseu.runtime import configure_tensorflow
+    from hsiseu.training import evaluate_splits
 
     seed = int(config["seed"])
     configure_tensorflow(threads, seed)
@@ -219,7 +220,8 @@ def assemble_pruned(
     threads: int | None = None,
 ) -> dict[str, Any]:
     """The last iteration's model as the pruned model, with its metrics and per-layer ratios."""
-    from hsiseu.training import configure_tensorflow, evaluate_splits
+    from hsiseu.runtime import configure_tensorflow
+    from hsiseu.training import evaluate_splits
 
     configure_tensorflow(threads, int(config["seed"]))
     if not iteration_models or len(iteration_models) != len(iteration_summaries):

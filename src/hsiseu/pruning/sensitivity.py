@@ -115,7 +115,7 @@ def run_sensitivity(
     threads: int | None = None,
 ) -> pd.DataFrame:
     """Sensitivity curves of the model at ``model_path`` on the configured validation metric."""
-    from hsiseu.training import configure_tensorflow
+    from hsiseu.runtime import configure_tensorflow
 
     configure_tensorflow(threads, int(config["seed"]))
     pcfg = config["pruning"]

@@ -90,7 +90,7 @@ def quantize_pruned(
     from hsiseu.quantization.convert import convert_float, quantize_int8, representative_samples
     from hsiseu.quantization.graph import op_counts
     from hsiseu.quantization.recovery import bias_correction
-    from hsiseu.training import configure_tensorflow
+    from hsiseu.runtime import configure_tensorflow
 
     from hsiseu.quantization.interpreter import check_kernels
 

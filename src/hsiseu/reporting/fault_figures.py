@@ -1,10 +1,12 @@
-"""Figures 2-6 of the paper from merged fault-injection outcomes (backend-agnostic).
+"""Figures 2-8 of the paper from merged fault-injection outcomes, float and int8 alike.
 
 Inputs are the campaign's ``cells.csv`` (per parameter set x bit) and ``parameter_sets.csv``.
 A set's mean error rate is the mean over its injected bits of the per-bit means, i.e. every bit
 equally likely to be hit, as for a uniformly random upset in the set's storage, with an interval
 (:func:`hsiseu.faults.stats.aggregate.set_estimates`: from the population units, a pooled
-mantissa weighted by its bits).
+mantissa weighted by its bits). Figs. 3 / 5 / 8 are one figure on the original, pruned and int8
+models. Fig. 7 has its own layout (int8 weights have 8 bits, int32 biases 32, so one bit axis
+does not fit both): two heatmaps side by side, rows in graph order.
 """
 
 from __future__ import annotations
@@ -12,43 +14,22 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-import matplotlib
+from hsiseu.reporting.style import af_color, save_figure  # noqa: I001  (chooses the backend)
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from hsiseu.faults.bitflip import bit_field  # noqa: E402
-from hsiseu.faults.stats.aggregate import set_estimates  # noqa: E402
-from hsiseu.io import atomic_path  # noqa: E402
-from hsiseu.activations import ACTIVATIONS, af_label  # noqa: E402
+from hsiseu.faults.bitflip import bit_field
+from hsiseu.faults.stats.aggregate import set_estimates
+from hsiseu.activations import af_label
 
-__all__ = ["heatmap", "mean_error_by_set", "msb_minus_range", "wide_cells",
-           "mark_wide", "msb_table", "SIGN_EXPONENT"]
+__all__ = ["SIGN_EXPONENT", "bias_weight_split", "fig2_from_files", "fig7_from_files", "fig_means_from_files",
+           "fig_msb_from_files", "heatmap", "int8_heatmap", "mark_wide", "mean_error_by_set", "msb_minus_range",
+           "msb_table", "wide_cells"]
 
 #: binary32 bits shown by default in Fig. 2 (the paper omits the mantissa: negligible errors).
 SIGN_EXPONENT = tuple(range(31, 22, -1))
-
-
-def af_color(af: str) -> str | None:
-    """A colour per AF that stays the same across figures and configs: Keras's activations in
-    :data:`~hsiseu.activations.ACTIVATIONS` order take tab10, then tab20's light shades (the
-    paper's three keep blue, orange, green); None lets Matplotlib pick for any other name."""
-    order = list(ACTIVATIONS)
-    if af not in order:
-        return None
-    i = order.index(af)
-    if i >= 20:
-        return None
-    rgba = matplotlib.colormaps["tab10"](i) if i < 10 else matplotlib.colormaps["tab20"](2 * (i - 10) + 1)
-    return matplotlib.colors.to_hex(rgba)
-
-
-def _save(fig, path: str | os.PathLike[str]) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-    plt.close(fig)
 
 
 def _set_order(cells: pd.DataFrame) -> list[str]:
@@ -89,7 +70,7 @@ def heatmap(cells: pd.DataFrame, path: str | os.PathLike[str], *, bits: Sequence
                   + (f"\nx: interval wider than +-{100 * margin:g} points ({wide} cells)" if margin else ""))
     fig.colorbar(im, ax=ax, label="error rate (%)")
     ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def mean_error_by_set(cells_by_af: Mapping[str, pd.DataFrame], path: str | os.PathLike[str], *, title: str = "") -> pd.DataFrame:
@@ -117,7 +98,7 @@ def mean_error_by_set(cells_by_af: Mapping[str, pd.DataFrame], path: str | os.Pa
     ax.set_ylabel("mean bit-flip error rate (%)")
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
     return table
 
 
@@ -151,7 +132,7 @@ def msb_minus_range(cells_by_af: Mapping[str, pd.DataFrame], sets_by_af: Mapping
     ax.set_ylabel("% (error rate or share of values)")
     ax.legend(fontsize=7, ncol=2)
     ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
     return pd.concat(tables, names=["af", "set"]) if tables else pd.DataFrame()
 
 
@@ -161,12 +142,67 @@ def fig2_from_files(cells_csv: str, out: str, *, bits: str, af: str, stage: str,
             title=f"Bit-flip error rate (%), {af_label(af)}, {stage} model")
 
 
-def fig_means_from_files(cells_csvs: Mapping[str, str], out: str, *, stage: str) -> None:
-    mean_error_by_set({af: pd.read_csv(p) for af, p in cells_csvs.items()}, out,
-                      title=f"Mean bit-flip error rate per parameter set, {stage} models")
+def fig_means_from_files(cells_csvs: Mapping[str, str], out: str, *, stage: str, kernels: str | None = None) -> pd.DataFrame:
+    """Figs. 3 / 5 / 8: ``kernels`` (the int8 models' LiteRT kernels) names the int8 ones."""
+    models = f"{stage} models" if stage != "quantized" else f"pruned int8 models (LiteRT {kernels} kernels)"
+    return mean_error_by_set({af: pd.read_csv(p) for af, p in cells_csvs.items()}, out,
+                             title=f"Mean bit-flip error rate per parameter set, {models}")
 
 
 def fig_msb_from_files(cells_csvs: Mapping[str, str], sets_csvs: Mapping[str, str], out: str, *, stage: str) -> None:
     msb_minus_range({af: pd.read_csv(p) for af, p in cells_csvs.items()},
                     {af: pd.read_csv(p) for af, p in sets_csvs.items()}, out,
                     title=f"MSB bit-flip error rate minus % of values in 1 < |x| < 2, {stage} models")
+
+
+def _panel(cells: pd.DataFrame) -> pd.DataFrame:
+    table = cells.pivot_table(index="layer", columns="bit", values="error_rate", aggfunc="mean")
+    order = cells.drop_duplicates("layer").sort_values("order")["layer"].tolist()
+    return table.loc[order, sorted(table.columns, reverse=True)]
+
+
+def int8_heatmap(cells: pd.DataFrame, path: str | os.PathLike[str], *, title: str = "",
+                 margin: float | None = None) -> dict[str, pd.DataFrame]:
+    """Fig. 7: error rate (%) per layer and bit, kernels (int8) left, biases (int32) right, one
+    colour scale; x marks a cell whose interval is wider than +- ``margin``. Returns the two
+    tables (layer x bit)."""
+    panels = {kind: _panel(cells[cells["kind"] == kind]) for kind in ("kernel", "bias") if (cells["kind"] == kind).any()}
+    if not panels:
+        raise ValueError("no kernel or bias cells to draw: is this an int8 campaign's cells.csv?")
+    vmax = max(1e-9, max(float(np.nanmax(t.to_numpy(dtype=float))) for t in panels.values()))
+    widths = [max(2, len(t.columns)) for t in panels.values()]
+    rows = max(len(t) for t in panels.values())
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.5 + 0.26 * sum(widths), 1.6 + 0.2 * rows),
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    im = None
+    for i, (ax, (kind, table)) in enumerate(zip(axes[0], panels.items())):
+        im = ax.imshow(table.to_numpy(dtype=float), aspect="auto", cmap="viridis", vmin=0, vmax=vmax)
+        ax.set_xticks(range(len(table.columns)), [str(b) for b in table.columns], fontsize=6)
+        ax.set_yticks(range(len(table)), table.index if i == 0 else [], fontsize=6)
+        width, sign = ("int8", 7) if kind == "kernel" else ("int32", 31)
+        wide = mark_wide(ax, table, wide_cells(cells[cells["kind"] == kind], margin, index="layer"))
+        ax.set_xlabel(f"{width} {kind} bit\n({sign} = sign)"
+                      + (f"\nx: wider than +-{100 * margin:g} ({wide})" if margin else ""), fontsize=7)
+    fig.colorbar(im, ax=axes[0].tolist(), label="error rate (%)")
+    fig.suptitle(title, fontsize=9)
+    save_figure(fig, path)
+    return panels
+
+
+def bias_weight_split(cells: pd.DataFrame) -> pd.Series:
+    """Mean error rate (%) of all kernel cells and of all bias cells, and the share of the
+    summed per-set mean error that falls on biases (the paper: only biases are sensitive)."""
+    by_kind = cells.groupby("kind")["error_rate"].mean()
+    per_set = cells.groupby(["set", "kind"])["error_rate"].mean().groupby("kind").sum()
+    total = float(per_set.sum())
+    return pd.Series({
+        "kernel_mean_error": float(by_kind.get("kernel", np.nan)),
+        "bias_mean_error": float(by_kind.get("bias", np.nan)),
+        "bias_share_of_set_error": float(per_set.get("bias", 0.0)) / total if total else float("nan"),
+    })
+
+
+def fig7_from_files(cells_csv: str, out: str, *, af: str, kernels: str, margin: float | None = None) -> None:
+    cells = pd.read_csv(cells_csv)
+    int8_heatmap(cells, out, margin=margin, title=f"Bit-flip error rate (%), pruned int8 {af_label(af)} model "
+                                  f"(weights 8 bits, biases 32 bits; LiteRT {kernels} kernels)")

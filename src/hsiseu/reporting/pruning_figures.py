@@ -9,16 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-import matplotlib
+from hsiseu.reporting.style import af_color, save_figure  # noqa: I001  (chooses the backend)
 
-matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from hsiseu.io import atomic_path  # noqa: E402
-from hsiseu.activations import af_label  # noqa: E402
+from hsiseu.activations import af_label
 
 __all__ = ["layer_ratio_frame", "plot_layer_ratios"]
 
@@ -47,13 +44,13 @@ def plot_layer_ratios(paths_by_af: Mapping[str, str | os.PathLike[str]], out_png
     sns.set_theme(style="whitegrid", context="paper")
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * n_layers + 2), 3.6))
     hue_order = [af_label(af) for af in paths_by_af]
-    sns.barplot(data=data, x="layer", y="ratio", hue="af", hue_order=hue_order, ax=ax, dodge=True)
+    colors = {af_label(af): af_color(af) for af in paths_by_af}
+    palette = colors if all(colors.values()) else None
+    sns.barplot(data=data, x="layer", y="ratio", hue="af", hue_order=hue_order, palette=palette, ax=ax, dodge=True)
     ax.set_ylim(0, 1)
     ax.set_xlabel("Layer")
     ax.set_ylabel("Pruning ratio")
     ax.tick_params(axis="x", rotation=60)
     ax.legend(title=None, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(hue_order), frameon=False)
     fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=150)
-    plt.close(fig)
+    save_figure(fig, out_png)

@@ -1,17 +1,33 @@
-"""Tables in the paper's shape, written as CSV (for machines) and Markdown (for people)."""
+"""Tables I-IV of the paper, written as CSV (for machines) and Markdown (for people), with their
+titles and notes: one module per artifact kind, whatever the number format of the models.
+
+- Table I / III: classes (then Global and Weighted) as rows, AFs as columns; Table III adds the
+  float models' IoU and the int8 / float pixel agreement.
+- Table II: size and cost of the original model and each AF's pruned model. Rows as in the
+  paper: Params (M), OPS (G) (2 x MACs of the convolutions, ``hsiseu.model.complexity``), Memory
+  (MB) as the paper computes it (params x 8 bytes: 31.13 M -> 249.04 MB), and the real size of
+  the saved ``.keras`` file.
+- Table IV: deployment (``hsiseu.deployment``): measured, estimated and the paper's figures.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from hsiseu.data import CLASS_NAMES
-from hsiseu.io import atomic_path, read_json, write_text
 from hsiseu.activations import af_label
+from hsiseu.data import CLASS_NAMES
+from hsiseu.deployment import PAPER_KV260, deployment_table_from_files, paper_dpu_efficiency
+from hsiseu.io import atomic_path, read_json, write_text
+from hsiseu.quantization.interpreter import KERNEL_LABELS, kernels_of
 
+__all__ = ["PAPER_BYTES_PER_PARAM", "complexity_table", "complexity_table_from_files", "int8_iou_table",
+           "iou_table", "iou_table_from_files", "to_markdown", "write_table", "write_table1", "write_table2",
+           "write_table3", "write_table4"]
 
 def iou_table(metrics_by_af: Mapping[str, Mapping[str, Any]], split: str = "test") -> pd.DataFrame:
     """Classes (then Global and Weighted) as rows, activation functions as columns: Table I/III."""
@@ -55,3 +71,149 @@ def write_table(table: pd.DataFrame, csv_path: str | os.PathLike[str], md_path: 
     parts = [f"**{title}**\n\n" if title else "", to_markdown(table, floatfmt)]
     parts += [f"\n{n}\n" for n in notes]
     write_text(md_path, "".join(parts))
+
+
+PAPER_BYTES_PER_PARAM = 8
+
+
+def complexity_table(columns: Mapping[str, tuple[int, int, int]]) -> pd.DataFrame:
+    """``{column label: (params, flops, file bytes)}`` -> Table II (metrics as rows)."""
+    data = {
+        label: {
+            "Params (M)": params / 1e6,
+            "OPS (G)": flops / 1e9,
+            "Memory (MB)": params * PAPER_BYTES_PER_PARAM / 1e6,
+            "File size (MB)": size / 1e6,
+        }
+        for label, (params, flops, size) in columns.items()
+    }
+    table = pd.DataFrame(data)
+    table.index.name = "Metric"
+    return table.astype(float).round(6)
+
+
+def complexity_table_from_files(
+    original: Mapping[str, tuple[str | os.PathLike[str], str | os.PathLike[str]]],
+    pruned: Mapping[str, tuple[str | os.PathLike[str], str | os.PathLike[str]]],
+) -> pd.DataFrame:
+    """``{af: (metrics.json, model.keras)}`` for the original and the pruned models.
+
+    The three original models share one architecture, so (as in the paper) they make one
+    "Original" column, from the first AF's files; should their params or FLOPs differ, each gets
+    its own column instead.
+    """
+    def entry(metrics_path, model_path):
+        m = read_json(metrics_path)
+        return int(m["params"]), int(m["flops"]), Path(model_path).stat().st_size
+
+    originals = {af: entry(*paths) for af, paths in original.items()}
+    columns: dict[str, tuple[int, int, int]] = {}
+    if len({v[:2] for v in originals.values()}) == 1:
+        columns["Original"] = next(iter(originals.values()))
+    else:
+        columns.update({f"Original {af_label(af)}": v for af, v in originals.items()})
+    for af, paths in pruned.items():
+        columns[f"{af_label(af)} pruned"] = entry(*paths)
+    return complexity_table(columns)
+
+
+def int8_iou_table(metrics_by_af: Mapping[str, Mapping[str, Any]], split: str = "test") -> pd.DataFrame:
+    """Per-class, Global and Weighted IoU of the int8 models, then the float (pruned) models'
+    Global and Weighted IoU and the int8/float pixel agreement, all in %."""
+    table = iou_table(metrics_by_af, split)
+    extra = {}
+    for af, m in metrics_by_af.items():
+        extra[af_label(af)] = {
+            "Global (float)": m["float"][split]["global_iou"],
+            "Weighted (float)": m["float"][split]["weighted_iou"],
+            "Agreement with float": m["agreement"][split],
+        }
+    return pd.concat([table, pd.DataFrame(extra).astype(float).round(2)])
+
+
+def _recovery_note(metrics_by_af: Mapping[str, Mapping[str, Any]]) -> str:
+    parts = []
+    for af, m in metrics_by_af.items():
+        r = m["recovery"]
+        label = af_label(af)
+        if not r["applied"]:
+            parts.append(f"{label}: not applied (method {r['method']}, validation GIoU drop "
+                         f"{r['validation_drop']:.2f} <= {r['min_drop']:.2f})")
+        else:
+            b, a = r["before"]["test"], r["after"]["test"]
+            parts.append(f"{label}: {r['method']} test GIoU {b['global_iou']:.2f} -> {a['global_iou']:.2f}, "
+                         f"WIoU {b['weighted_iou']:.2f} -> {a['weighted_iou']:.2f} "
+                         f"agreement {b['agreement']:.2f} -> {a['agreement']:.2f} % "
+                         f"({'kept' if r['kept'] else 'discarded: no closer to float on validation'})")
+    return "Accuracy recovery: " + "; ".join(parts) + "."
+
+
+def write_table1(paths_by_af: Mapping[str, str | os.PathLike[str]], csv: str, md: str) -> pd.DataFrame:
+    table = iou_table_from_files(paths_by_af)
+    write_table(table, csv, md, title="Table I: IoU (%) of the 32-bit floating-point models on the test split")
+    return table
+
+
+def write_table2(original: Mapping[str, tuple[str | os.PathLike[str], str | os.PathLike[str]]],
+                 pruned: Mapping[str, tuple[str | os.PathLike[str], str | os.PathLike[str]]],
+                 csv: str, md: str) -> pd.DataFrame:
+    """``{af: (metrics.json, model.keras)}`` of the original and the pruned models."""
+    table = complexity_table_from_files(original, pruned)
+    write_table(
+        table, csv, md,
+        title="Table II: model complexity and size before and after channel pruning",
+        floatfmt=".4g",
+        notes=[
+            "OPS = 2 x multiply-accumulates of the convolutions. Memory = params x 8 bytes, as the "
+            "paper computes it; File size = the saved float32 .keras file.",
+        ],
+    )
+    return table
+
+
+def write_table3(paths_by_af: Mapping[str, str | os.PathLike[str]], csv: str, md: str) -> pd.DataFrame:
+    metrics = {af: read_json(p) for af, p in paths_by_af.items()}
+    table = int8_iou_table(metrics)
+    ops = "; ".join(f"{af_label(af)}: " + ", ".join(f"{k} x{v}" for k, v in m["ops"].items())
+                    for af, m in metrics.items())
+    write_table(
+        table, csv, md,
+        title=f"Table III: IoU (%) of the pruned full-int8 models on the test split (LiteRT, {kernels_of(metrics)} kernels)",
+        notes=[
+            f"Kernels: {KERNEL_LABELS[kernels_of(metrics)]} (config quantization.kernels), the same for "
+            "int8 evaluation, throughput and fault injection.",
+            "Agreement with float: % of test pixels the int8 model gives the same class as the "
+            "float pruned model it was quantized from.",
+            _recovery_note(metrics),
+            f"Integer-only graphs (int8 activations and weights, int32 biases); operators: {ops}.",
+        ],
+    )
+    return table
+
+
+def write_table4(paths_by_af: Mapping[str, str | os.PathLike[str]], deployment: Mapping[str, Any],
+                 csv: str, md: str) -> pd.DataFrame:
+    table = deployment_table_from_files(paths_by_af, deployment)
+    kernels = kernels_of({af: read_json(p) for af, p in paths_by_af.items()})
+    opc, clock = int(deployment["dpu_ops_per_cycle"]), float(deployment["dpu_clock_mhz"]) * 1e6
+    implied = ", ".join(f"{af_label(af)} {paper_dpu_efficiency(af, ops_per_cycle=opc, clock_hz=clock):.3f}"
+                        for af in PAPER_KV260 if af in paths_by_af)
+    write_table(
+        table, csv, md,
+        title="Table IV: deployment characterization of the pruned int8 models",
+        notes=[
+            f"LiteRT: {KERNEL_LABELS[kernels]} (config quantization.kernels, as for evaluation and "
+            "fault injection); Keras: the float32 pruned model. FPS = repeated inferences of one "
+            "test image after a warm-up run.",
+            f"DPU estimate: {opc} ops/cycle x {deployment['dpu_clock_mhz']} MHz x efficiency "
+            f"{deployment['dpu_efficiency']} / (2 x MACs per frame). Efficiencies implied by the "
+            f"paper's own FPS and OPS (Tables II, IV): {implied}. A model whose activations the DPU "
+            "does not run (sigmoid's LOGISTIC, tanh's TANH, ...: hsiseu.deployment.DPU_OPS) runs them "
+            "on the CPU: its estimate leaves that time out and is an upper bound (the paper measured "
+            "0.59 FPS* for Sigmoid).",
+            "Power and energy: no meter on this machine (ours: not measured); the paper's KV260 "
+            "figures (INA260 sensor, energy = power / FPS) are given for reference. "
+            "*Activation runs on CPU (paper).",
+        ],
+    )
+    return table

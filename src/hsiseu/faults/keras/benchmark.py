@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hsiseu.faults.benchmark import spread_blocks, take_turns, timed as timed_run
     from hsiseu.faults.outcomes import outcome_of
     from hsiseu.faults.tasks import test_data
-    from hsiseu.training import configure_tensorflow
+    from hsiseu.runtime import configure_tensorflow
 
     config = yaml.safe_load(Path(args.config).read_text())
     configure_tensorflow(args.threads, int(config["seed"]))

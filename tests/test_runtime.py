@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hsiseu import cluster
-from hsiseu.install import check_single_tensorflow, tensorflow_can_use_gpu, tensorflow_distributions
+from hsiseu.runtime import check_single_tensorflow, tensorflow_can_use_gpu, tensorflow_distributions
 
 
 def _dist(root, name: str, version: str = "1.0") -> None:
