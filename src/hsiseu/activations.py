@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["ACTIVATIONS", "REFUSED", "af_label", "check_af", "check_afs", "kernel_initializer_name"]
+__all__ = ["ACTIVATIONS", "CHANNEL_MIXING", "REFUSED", "af_label", "check_af", "check_afs", "kernel_initializer_name"]
 
 #: Element-wise Keras 3 activations, with the label the tables and figures print.
 ACTIVATIONS: dict[str, str] = {
@@ -47,11 +47,14 @@ ACTIVATIONS: dict[str, str] = {
     "tanh_shrink": "Tanh Shrink",
 }
 
+#: Keras activations whose output at one channel depends on the others: a fault or a pruned
+#: channel does not stay in its channel through them (the fault engines and the pruner's walk
+#: stop there).
+CHANNEL_MIXING = frozenset({"softmax", "log_softmax", "sparsemax"})
+
 #: Keras activations the study cannot use, and why.
 REFUSED: dict[str, str] = {
-    "softmax": "couples the channels (not element-wise)",
-    "log_softmax": "couples the channels (not element-wise)",
-    "sparsemax": "couples the channels (not element-wise)",
+    **{name: "couples the channels (not element-wise)" for name in sorted(CHANNEL_MIXING)},
     "glu": "halves the channel count",
     "threshold": "needs arguments (threshold, default_value) that a name cannot carry",
 }

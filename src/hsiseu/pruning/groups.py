@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import keras
 
+from hsiseu.activations import CHANNEL_MIXING
+
 __all__ = ["ChannelSlice", "Group", "PRODUCERS", "find_groups", "prunable_groups"]
 
 PRODUCERS = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
@@ -35,8 +37,6 @@ _PASS_THROUGH = (
     keras.layers.Dropout,
     keras.layers.SpatialDropout2D,
 )
-# Activations that mix channels, so that a channel cannot be dropped without changing the others.
-_CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def _walk(model: keras.Model, producer: str, children, outputs) -> Group:
             elif isinstance(child, keras.layers.Activation):
                 act = keras.activations.serialize(child.activation)
                 act_name = act if isinstance(act, str) else str(act.get("config", act))
-                if any(m in act_name for m in _CHANNEL_MIXING_ACTIVATIONS):
+                if any(m in act_name for m in CHANNEL_MIXING):
                     blocked.append(f"{child_name} ({act_name}) mixes channels")
                 else:
                     stack.append((child_name, offset))

@@ -24,6 +24,8 @@ from typing import Any
 
 import keras
 
+from hsiseu.activations import CHANNEL_MIXING
+
 __all__ = ["ChannelRule", "LayerGraph", "channel_rule", "passes_channels", "UnsupportedModel"]
 
 
@@ -48,9 +50,6 @@ _DEPTHWISE = ChannelRule({"kernel": -2, "bias": 0})
 _BN = ChannelRule({"gamma": 0, "beta": 0, "moving_mean": 0, "moving_variance": 0})
 
 
-#: Activations that mix the channels (never pass-through, never fused in a channel rule).
-MIXING_ACTIVATIONS = frozenset({"softmax", "log_softmax"})
-
 
 def _activation_name(fn: Any) -> str:
     ser = keras.activations.serialize(fn) if fn is not None else "linear"
@@ -65,7 +64,7 @@ def channel_rule(layer: keras.layers.Layer) -> ChannelRule | None:
     """The channel rule of ``layer``, or None when a fault in it must be recomputed whole."""
     L = keras.layers
     fused = _activation_name(getattr(layer, "activation", None))
-    if fused in MIXING_ACTIVATIONS or not _channels_last(layer):
+    if fused in CHANNEL_MIXING or not _channels_last(layer):
         return None
     if isinstance(layer, (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)):
         return _CONV_T
@@ -100,7 +99,7 @@ def passes_channels(layer: keras.layers.Layer) -> bool:
     if isinstance(layer, keras.layers.BatchNormalization):
         return channel_rule(layer) is not None
     if isinstance(layer, keras.layers.Activation):
-        return _activation_name(layer.activation) not in MIXING_ACTIVATIONS
+        return _activation_name(layer.activation) not in CHANNEL_MIXING
     return type(layer).__name__ in _PASS_THROUGH and not layer.weights
 
 
