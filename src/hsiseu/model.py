@@ -28,8 +28,9 @@ import keras
 import numpy as np
 
 from hsiseu.activations import check_af, kernel_initializer_name
+from hsiseu.keras_graph import conv_flops
 
-__all__ = ["AFS", "Complexity", "build_unet", "complexity", "conv_flops", "predict_classes"]
+__all__ = ["AFS", "Complexity", "build_unet", "complexity", "predict_classes"]
 
 AFS: tuple[str, ...] = ("relu", "sigmoid", "hard_sigmoid")
 
@@ -189,27 +190,6 @@ def _iter_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
             yield layer
 
 
-def _spatial_and_channels(shape: tuple, data_format: str) -> tuple[int, int, int]:
-    dims = tuple(shape)[1:]  # drop the (possibly None) batch dimension
-    if data_format == "channels_first":
-        c, h, w = dims
-    else:
-        h, w, c = dims
-    if None in (h, w, c):
-        raise ValueError(
-            f"complexity needs static spatial/channel sizes, got shape {tuple(shape)}"
-        )
-    return int(h), int(w), int(c)
-
-
-def _single_shape(tensor_or_list: object) -> tuple:
-    if isinstance(tensor_or_list, (list, tuple)):
-        if len(tensor_or_list) != 1:
-            raise ValueError("convolution layers with several inputs are not supported")
-        tensor_or_list = tensor_or_list[0]
-    return tuple(tensor_or_list.shape)  # type: ignore[attr-defined]
-
-
 def complexity(model: keras.Model) -> Complexity:
     """Parameters and FLOPs of ``model``, computed from the graph without data.
 
@@ -225,22 +205,6 @@ def complexity(model: keras.Model) -> Complexity:
     """
     return Complexity(params=int(model.count_params()),
                       flops=sum(conv_flops(layer) for layer in _iter_layers(model)))
-
-
-def conv_flops(layer: keras.layers.Layer) -> int:
-    """2 x the multiply-accumulates of one Conv2D / Conv2DTranspose layer (0 for any other
-    layer): the one formula behind :func:`complexity` and the fault benchmark's FLOP shares."""
-    if isinstance(layer, keras.layers.Conv2DTranspose):
-        kh, kw = layer.kernel_size
-        h_in, w_in, c_in = _spatial_and_channels(_single_shape(layer.input), layer.data_format)
-        return 2 * h_in * w_in * kh * kw * c_in * int(layer.filters)
-    if isinstance(layer, keras.layers.Conv2D):
-        kh, kw = layer.kernel_size
-        _, _, c_in = _spatial_and_channels(_single_shape(layer.input), layer.data_format)
-        h_out, w_out, c_out = _spatial_and_channels(_single_shape(layer.output), layer.data_format)
-        groups = int(getattr(layer, "groups", 1) or 1)
-        return 2 * h_out * w_out * kh * kw * (c_in // groups) * c_out
-    return 0
 
 
 def predict_classes(model: keras.Model, x: np.ndarray, batch_size: int = 8) -> np.ndarray:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import keras
 
 from hsiseu.activations import CHANNEL_MIXING
+from hsiseu.keras_graph import channels_last, inbound_layer_names
 
 __all__ = ["ChannelSlice", "Group", "PRODUCERS", "find_groups", "prunable_groups"]
 
@@ -68,30 +69,8 @@ class Group:
         return not self.blocked
 
 
-def _inbound_names(node_args) -> list[str]:
-    """Producer layer names of a node's tensors, in argument order (Concatenate order matters)."""
-    names: list[str] = []
-
-    def visit(obj):
-        if isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__":
-            names.append(obj["config"]["keras_history"][0])
-        elif isinstance(obj, (list, tuple)):
-            for item in obj:
-                visit(item)
-        elif isinstance(obj, dict):
-            for item in obj.values():
-                visit(item)
-
-    visit(node_args)
-    return names
-
-
 def _channels(shape) -> int:
     return int(tuple(shape)[-1])
-
-
-def _is_channels_last(layer) -> bool:
-    return getattr(layer, "data_format", "channels_last") == "channels_last"
 
 
 def _downstream(config: dict) -> tuple[dict[str, list[tuple[str, int]]], set[str]]:
@@ -105,7 +84,7 @@ def _downstream(config: dict) -> tuple[dict[str, list[tuple[str, int]]], set[str
                 "layers used once"
             )
         for node in nodes:
-            for pos, parent in enumerate(_inbound_names([node.get("args", []), node.get("kwargs", {})])):
+            for pos, parent in enumerate(inbound_layer_names([node.get("args", []), node.get("kwargs", {})])):
                 children[parent].append((entry["name"], pos))
     specs = config["output_layers"]
     if specs and isinstance(specs[0], str):  # a single output is stored flat: [name, node, index]
@@ -122,7 +101,7 @@ def _walk(model: keras.Model, producer: str, children, outputs) -> Group:
     blocked: list[str] = []
     if int(getattr(layer, "groups", 1) or 1) != 1:
         blocked.append(f"{producer} is a grouped convolution")
-    if not _is_channels_last(layer):
+    if not channels_last(layer):
         blocked.append(f"{producer} is channels_first")
     stack = [(producer, 0)]
     seen: set[tuple[str, int]] = set()
@@ -136,7 +115,7 @@ def _walk(model: keras.Model, producer: str, children, outputs) -> Group:
         for child_name, pos in children.get(name, []):
             child = model.get_layer(child_name)
             if isinstance(child, PRODUCERS):
-                if int(getattr(child, "groups", 1) or 1) != 1 or not _is_channels_last(child):
+                if int(getattr(child, "groups", 1) or 1) != 1 or not channels_last(child):
                     blocked.append(f"consumer {child_name} is grouped or channels_first")
                 consumers.append(ChannelSlice(child_name, offset))
             elif isinstance(child, keras.layers.BatchNormalization):

@@ -23,7 +23,8 @@ from contextlib import contextmanager
 import keras
 import numpy as np
 
-from hsiseu.model import Complexity, conv_flops
+from hsiseu.keras_graph import conv_flops, kernel_channel_axes
+from hsiseu.model import Complexity
 from hsiseu.pruning.groups import Group
 
 __all__ = [
@@ -110,8 +111,7 @@ def _sliced_weights(layer, out_keep, chan_keep, in_keep) -> list[np.ndarray]:
     weights = [keras.ops.convert_to_numpy(w) for w in layer.weights]
     name = layer.name
     if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
-        transpose = isinstance(layer, keras.layers.Conv2DTranspose)
-        out_axis, in_axis = (2, 3) if transpose else (3, 2)
+        out_axis, in_axis = kernel_channel_axes(layer)
         kernel = weights[0]
         if name in in_keep:
             kernel = np.compress(in_keep[name], kernel, axis=in_axis)
@@ -130,22 +130,13 @@ def _zeroed_weights(layer, out_keep, chan_keep, in_keep) -> list[np.ndarray]:
     weights = [keras.ops.convert_to_numpy(w).copy() for w in layer.weights]
     name = layer.name
     if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
-        transpose = isinstance(layer, keras.layers.Conv2DTranspose)
         kernel = weights[0]
-        if name in in_keep:
-            drop = ~in_keep[name]
-            if transpose:
-                kernel[:, :, :, drop] = 0.0
-            else:
-                kernel[:, :, drop, :] = 0.0
+        for axis, keep in zip(kernel_channel_axes(layer), (out_keep, in_keep)):
+            if name in keep:
+                np.moveaxis(kernel, axis, -1)[..., ~keep[name]] = 0.0  # a view: zeroes the kernel
         if name in out_keep:
-            drop = ~out_keep[name]
-            if transpose:
-                kernel[:, :, drop, :] = 0.0
-            else:
-                kernel[..., drop] = 0.0
             for w in weights[1:]:
-                w[..., drop] = 0.0
+                w[..., ~out_keep[name]] = 0.0
         return weights
     if name in chan_keep and isinstance(layer, keras.layers.BatchNormalization):
         drop = ~chan_keep[name]

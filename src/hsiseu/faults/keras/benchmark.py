@@ -34,7 +34,7 @@ def flop_shares(graph, faults) -> np.ndarray:
     """Per fault, the share of a pass's convolution FLOPs an exact engine must recompute: the
     faulty layer's one output channel and every layer downstream of it."""
     from hsiseu.faults.keras.graph import channel_rule
-    from hsiseu.model import conv_flops
+    from hsiseu.keras_graph import conv_flops
 
     flops = {n: conv_flops(graph.nodes[n].layer) for n in graph.computed()}
     total = max(sum(flops.values()), 1)

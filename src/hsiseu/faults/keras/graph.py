@@ -25,6 +25,7 @@ from typing import Any
 import keras
 
 from hsiseu.activations import CHANNEL_MIXING
+from hsiseu.keras_graph import CONV_KERNEL_AXES, TRANSPOSED_KERNEL_AXES, channels_last, inbound_layer_names
 
 __all__ = ["ChannelRule", "LayerGraph", "channel_rule", "passes_channels", "UnsupportedModel"]
 
@@ -43,8 +44,8 @@ class ChannelRule:
     axes: dict[str, int]  # weight name -> the axis whose index is the output channel
 
 
-_CONV = ChannelRule({"kernel": -1, "bias": 0})
-_CONV_T = ChannelRule({"kernel": -2, "bias": 0})
+_CONV = ChannelRule({"kernel": CONV_KERNEL_AXES[0], "bias": 0})
+_CONV_T = ChannelRule({"kernel": TRANSPOSED_KERNEL_AXES[0], "bias": 0})
 _DENSE = _CONV
 _DEPTHWISE = ChannelRule({"kernel": -2, "bias": 0})
 _BN = ChannelRule({"gamma": 0, "beta": 0, "moving_mean": 0, "moving_variance": 0})
@@ -56,15 +57,11 @@ def _activation_name(fn: Any) -> str:
     return ser if isinstance(ser, str) else getattr(fn, "__name__", str(ser))
 
 
-def _channels_last(layer: keras.layers.Layer) -> bool:
-    return getattr(layer, "data_format", "channels_last") == "channels_last"
-
-
 def channel_rule(layer: keras.layers.Layer) -> ChannelRule | None:
     """The channel rule of ``layer``, or None when a fault in it must be recomputed whole."""
     L = keras.layers
     fused = _activation_name(getattr(layer, "activation", None))
-    if fused in CHANNEL_MIXING or not _channels_last(layer):
+    if fused in CHANNEL_MIXING or not channels_last(layer):
         return None
     if isinstance(layer, (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)):
         return _CONV_T
@@ -94,24 +91,13 @@ _PASS_THROUGH = (
 def passes_channels(layer: keras.layers.Layer) -> bool:
     """Whether output channel c of ``layer`` depends on input channel c only (and on nothing
     else that a fault could change)."""
-    if not _channels_last(layer):
+    if not channels_last(layer):
         return False
     if isinstance(layer, keras.layers.BatchNormalization):
         return channel_rule(layer) is not None
     if isinstance(layer, keras.layers.Activation):
         return _activation_name(layer.activation) not in CHANNEL_MIXING
     return type(layer).__name__ in _PASS_THROUGH and not layer.weights
-
-
-def _history_names(obj: Any) -> list[str]:
-    """Names of the layers feeding a node, from Keras 3's serialised ``inbound_nodes``."""
-    if isinstance(obj, dict):
-        if obj.get("class_name") == "__keras_tensor__":
-            return [obj["config"]["keras_history"][0]]
-        return [n for v in obj.values() for n in _history_names(v)]
-    if isinstance(obj, (list, tuple)):
-        return [n for v in obj for n in _history_names(v)]
-    return []
 
 
 @dataclass
@@ -148,7 +134,7 @@ class LayerGraph:
                 raise UnsupportedModel(
                     f"layer {layer.name} ({type(layer).__name__}) is called {calls} times in the model "
                     "(shared weights); the fault engines need each layer called once")
-            self.nodes[layer.name] = Node(layer, tuple(_history_names(cfgs[layer.name].get("inbound_nodes", []))))
+            self.nodes[layer.name] = Node(layer, tuple(inbound_layer_names(cfgs[layer.name].get("inbound_nodes", []))))
         for node in self.nodes.values():
             for src in node.inputs:
                 self.nodes[src].consumers.append(node.name)
