@@ -168,8 +168,8 @@ def test_hard_sigmoid_layer_is_keras3_relu6_form():
 
 
 def test_unknown_activation_raises_value_error_naming_it():
-    with pytest.raises(ValueError, match="tanh"):
-        build_unet(height=32, width=32, bands=3, n_classes=2, af="tanh")
+    with pytest.raises(ValueError, match="tanhh"):
+        build_unet(height=32, width=32, bands=3, n_classes=2, af="tanhh")
 
 
 @pytest.mark.parametrize(("height", "width", "bad"), [(100, 64, "height=100"), (64, 48, "width=48")])
