@@ -4,6 +4,8 @@ import re
 
 from snakemake.utils import min_version, validate
 
+from hsiseu.stage_keys import STAGES
+
 min_version("9.0")
 
 
@@ -24,7 +26,7 @@ report: "workflow/report/workflow.rst"
 
 wildcard_constraints:
     af="|".join(re.escape(af) for af in config["afs"]),
-    stage="original|pruned|quantized",
+    stage="|".join(STAGES),
 
 
 include: "workflow/rules/common.smk"

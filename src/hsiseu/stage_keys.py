@@ -19,7 +19,10 @@ from typing import Any
 
 from hsiseu.settings import PER_AF_KEYS, per_af
 
-__all__ = ["READS", "dvc_keys", "job_config"]
+__all__ = ["READS", "STAGES", "dvc_keys", "job_config"]
+
+#: The model stages every AF goes through, in order: each has its own metrics and fault campaign.
+STAGES: tuple[str, ...] = ("original", "pruned", "quantized")
 
 _SCORING = ("seed", "threads", "data", "model")
 _TRAINING = (

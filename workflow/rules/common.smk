@@ -77,9 +77,6 @@ def per_af_stage(pattern):
     return lambda wildcards: expand(pattern, af=AFS, stage=wildcards.stage)
 
 
-STAGES = ["original", "pruned", "quantized"]
-
-
 def per_af_stage_keys():
     """(af, stage) of every model, in the order `per_af_stage_all` expands."""
     return [[af, stage] for af in AFS for stage in STAGES]
