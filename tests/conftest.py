@@ -18,6 +18,15 @@ WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def config_leaves(tree, prefix=""):
+    """Dotted paths of a (sub-)config's leaves: what a job reads, what DVC may list."""
+    if isinstance(tree, dict) and tree:
+        for key, value in tree.items():
+            yield from config_leaves(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1]
+
+
 def load_config(name: str = "config.yaml") -> dict:
     return yaml.safe_load((REPO / "config" / name).read_text())
 

@@ -9,7 +9,7 @@ import re
 
 import yaml
 
-from conftest import REPO, load_config
+from conftest import REPO, config_leaves, load_config
 from hsiseu.stage_keys import READS, dvc_keys
 
 RULES = REPO / "workflow" / "rules"
@@ -26,17 +26,9 @@ def _params_rows() -> dict[str, str]:
     return out
 
 
-def _leaves(tree, prefix=""):
-    if isinstance(tree, dict) and tree:
-        for key, value in tree.items():
-            yield from _leaves(value, f"{prefix}{key}.")
-    else:
-        yield prefix[:-1]
-
-
 def _leaf_set(keys, config) -> set[str]:
     """The config's leaves that dotted keys stand for (a section stands for all of its leaves)."""
-    leaves = set(_leaves(config))
+    leaves = set(config_leaves(config))
     out = set()
     for key in keys:
         found = {leaf for leaf in leaves if leaf == key or leaf.startswith(key + ".")}

@@ -6,16 +6,8 @@ import copy
 
 import pytest
 
-from conftest import load_config
+from conftest import config_leaves, load_config
 from hsiseu.stage_keys import READS, dvc_keys, job_config
-
-
-def _leaves(tree, prefix=""):
-    if isinstance(tree, dict) and tree:
-        for key, value in tree.items():
-            yield from _leaves(value, f"{prefix}{key}.")
-    else:
-        yield prefix[:-1]
 
 
 def test_a_job_gets_its_own_afs_entries_and_the_first_k_ratios():
@@ -48,7 +40,7 @@ def test_dvc_keys_cover_every_key_a_job_reads(rule):
     config = load_config()
     keys = dvc_keys(rule)
     for stage in ("original", "pruned", "quantized"):
-        for leaf in _leaves(job_config(config, rule, af="hard_sigmoid", stage=stage, k=2)):
+        for leaf in config_leaves(job_config(config, rule, af="hard_sigmoid", stage=stage, k=2)):
             assert any(leaf == k or leaf.startswith(k + ".") for k in keys), (rule, leaf)
 
 
