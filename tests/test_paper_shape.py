@@ -1,9 +1,10 @@
 """The paper's model through the whole DAG: `config/paper_shape.yaml` at a CI size.
 
 The full config (192x384, three AFs) is what README's "Paper-shaped run" times; CI runs the same
-file with the stand-in generated at 32x64 (a 1x2 bottom level) and ReLU alone, so that the 5-level, 32-filter U-Net
-(31.13 M parameters whatever the crop) goes through training, the real sensitivity analysis and
-pruning, int8 conversion, both fault campaigns and every table and figure in a few minutes.
+file with the stand-in generated at 32x64 (a 1x2 bottom level) and ReLU alone, so that the
+5-level, 32-filter U-Net (31.13 M parameters whatever the crop) goes through training, the real
+sensitivity analysis and pruning, int8 conversion, both fault campaigns and every table and
+figure in a few minutes.
 """
 
 from __future__ import annotations
