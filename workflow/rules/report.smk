@@ -1,5 +1,5 @@
 # Every table and figure of the paper, and the run's summaries: one file, so that editing a
-# figure rule touches no stage that computes (dvc.yaml's report stage depends on this file alone).
+# figure rule touches no stage that computes (no other dvc.yaml stage depends on this file).
 
 rule table1:
     input:
