@@ -60,3 +60,10 @@ def test_check_config_names_an_af_that_a_per_af_key_cannot_serve():
         check_config(config)
     config["pruning"]["ratios"]["default"] = [0.5]
     check_config(config)
+
+
+def test_progress_output_is_no_key_of_a_job():
+    config = copy.deepcopy(load_config())
+    before = {rule: job_config(config, rule, af="relu", stage="original", k=1) for rule in READS}
+    config["training"]["verbose"] = 0 if config["training"]["verbose"] else 2
+    assert {rule: job_config(config, rule, af="relu", stage="original", k=1) for rule in READS} == before

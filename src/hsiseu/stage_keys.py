@@ -25,10 +25,9 @@ __all__ = ["READS", "STAGES", "dvc_keys", "job_config"]
 STAGES: tuple[str, ...] = ("original", "pruned", "quantized")
 
 _SCORING = ("seed", "threads", "data", "model")
-_TRAINING = (
-    "training.batch_size", "training.learning_rate", "training.class_weighting", "training.monitor",
-    "training.verbose",
-)
+# not training.verbose: the scripts pass it on from the whole config, since progress output
+# cannot change a model
+_TRAINING = ("training.batch_size", "training.learning_rate", "training.class_weighting", "training.monitor")
 _EVALUATION = (*_SCORING, "training.batch_size")  # scoring a model on a split: data and batching
 _FAULT_LIST = (
     "seed", "data", "faults.seed", "faults.sampling", "faults.bits", "faults.include_bn_moving_stats",

@@ -182,8 +182,12 @@ def train_original(
     out_history: str | Path,
     out_metrics: str | Path,
     threads: int | None = None,
+    verbose: int = 2,
 ) -> dict[str, Any]:
-    """Train the reference (unpruned, float) model of one activation function."""
+    """Train the reference (unpruned, float) model of one activation function.
+
+    ``verbose`` (Keras's progress output, ``training.verbose``) is an argument rather than read
+    from ``config``, the keys the job's outputs depend on: changing it must not retrain."""
     from hsiseu.model import build_unet, complexity
     from hsiseu.runtime import configure_tensorflow
 
@@ -204,7 +208,7 @@ def train_original(
         learning_rate=float(tcfg["learning_rate"]),
         monitor=tcfg["monitor"],
         n_classes=int(config["model"]["n_classes"]),
-        verbose=int(tcfg["verbose"]),
+        verbose=int(verbose),
         class_weighting=tcfg["class_weighting"],
     )
     seconds = time.perf_counter() - t0

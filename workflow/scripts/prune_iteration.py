@@ -15,4 +15,5 @@ with log_to(snakemake.log[0]):
         out_history=snakemake.output.history,
         out_summary=snakemake.output.summary,
         threads=snakemake.threads,
+        verbose=snakemake.config["training"]["verbose"],
     )

@@ -10,4 +10,5 @@ with log_to(snakemake.log[0]):
         out_history=snakemake.output.history,
         out_metrics=snakemake.output.metrics,
         threads=snakemake.threads,
+        verbose=snakemake.config["training"]["verbose"],
     )

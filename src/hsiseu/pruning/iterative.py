@@ -59,7 +59,7 @@ def _first_batch(config) -> np.ndarray:
     raise ValueError(f"validation split of {config['data']['root']} is empty")
 
 
-def _finetune(model, config, af: str, seed: int) -> tuple[pd.DataFrame, int, float]:
+def _finetune(model, config, af: str, seed: int, verbose: int) -> tuple[pd.DataFrame, int, float]:
     from hsiseu.training import fit, split_dataset
 
     ft = config["pruning"]["finetune"]
@@ -78,7 +78,7 @@ def _finetune(model, config, af: str, seed: int) -> tuple[pd.DataFrame, int, flo
         learning_rate=float(ft["learning_rate"]),
         monitor=tcfg["monitor"],
         n_classes=int(config["model"]["n_classes"]),
-        verbose=int(tcfg["verbose"]),
+        verbose=int(verbose),
         **extra,
     )
     return history, int(best), time.perf_counter() - t0
@@ -97,8 +97,10 @@ def prune_iteration(
     out_history: str | Path,
     out_summary: str | Path,
     threads: int | None = None,
+    verbose: int = 2,
 ) -> dict[str, Any]:
-    """Prune the model at ``model_path`` by this iteration's FLOPs target and fine-tune it.
+    """Prune the model at ``model_path`` by this iteration's FLOPs target and fine-tune it
+    (``verbose``: Keras's progress output, an argument so that changing it re-runs nothing).
 
     Judged against the original model's metrics (``reference_metrics_path``); a failing model
     stops the run (policy ``fail``), is kept with the failure recorded (``warn``), or the iteration
@@ -140,7 +142,7 @@ def prune_iteration(
         if sel.removal:
             slim = slim_model(model, groups, sel.removal)
             diff = mask_vs_slim_difference(model, groups, sel.removal, slim, x_check)
-            history, best_epoch, ft_seconds = _finetune(slim, config, af, seed + iteration)
+            history, best_epoch, ft_seconds = _finetune(slim, config, af, seed + iteration, verbose)
         else:
             slim, diff, history, best_epoch, ft_seconds = model, 0.0, pd.DataFrame(), 0, 0.0
         cost = complexity(slim)
