@@ -10,7 +10,8 @@ Estimated: the paper ran a single-core B4096 DPU (4096 ops per cycle, 300 MHz on
 ``fps = ops_per_cycle x clock x efficiency / ops_per_frame`` with ops = 2 x MACs of the pruned
 model's convolutions (``hsiseu.model.complexity``) and an efficiency (utilisation) from the
 config. The DPU has no sigmoid: a model with LOGISTIC ops (or any operator outside
-:data:`DPU_OPS`) runs its activations on the ARM CPU, which the estimate does not include (it is then an upper bound; the paper measured 0.59 FPS).
+:data:`DPU_OPS`) runs its activations on the ARM CPU, which the estimate does not include (it
+is then an upper bound; the paper measured 0.59 FPS).
 
 Power and energy were measured on the KV260 with its INA260 sensor; there is no meter here, so
 ours are reported as not measured and the paper's figures are shown for reference.

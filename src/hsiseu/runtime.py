@@ -30,9 +30,10 @@ def _installed() -> set[str]:
     return {str(d.metadata["Name"]).lower().replace("_", "-") for d in metadata.distributions()}
 
 
-def tensorflow_distributions() -> list[str]:
-    """The TensorFlow distributions installed, in :data:`TENSORFLOW_DISTRIBUTIONS` order."""
-    names = _installed()
+def tensorflow_distributions(names: set[str] | None = None) -> list[str]:
+    """The TensorFlow distributions installed (or among ``names``), in
+    :data:`TENSORFLOW_DISTRIBUTIONS` order."""
+    names = _installed() if names is None else names
     return [name for name in TENSORFLOW_DISTRIBUTIONS if name in names]
 
 
@@ -51,8 +52,8 @@ def tensorflow_can_use_gpu() -> bool:
     """Whether the installed TensorFlow has its CUDA libraries: the ``gpu`` extra's
     ``tensorflow[and-cuda]``. A ``tensorflow`` build relying on a cluster's own CUDA modules is
     not detectable here; HSISEU_SLURM_GPUS=1 asks for a GPU anyway (docs/cluster.md)."""
-    names = _installed()
-    return tensorflow_distributions() == ["tensorflow"] and _CUDA_MARKER in names
+    names = _installed()  # one scan of the installed metadata
+    return tensorflow_distributions(names) == ["tensorflow"] and _CUDA_MARKER in names
 
 
 def configure_tensorflow(threads: int | None = None, seed: int | None = None) -> None:

@@ -14,7 +14,8 @@ from hsiseu.activations import check_afs
 PER_AF_KEYS: tuple[str, ...] = ("training.epochs", "pruning.ratios", "pruning.finetune.epochs")
 
 
-def _lookup(config: Mapping[str, Any], dotted: str) -> Any:
+def lookup(config: Mapping[str, Any], dotted: str) -> Any:
+    """The value at a dotted key path, e.g. ``training.epochs``."""
     value: Any = config
     for part in dotted.split("."):
         value = value[part]
@@ -24,7 +25,7 @@ def _lookup(config: Mapping[str, Any], dotted: str) -> Any:
 def per_af(config: Mapping[str, Any], dotted: str, af: str) -> Any:
     """``af``'s value of the per-AF key ``dotted`` (one of :data:`PER_AF_KEYS`): its own entry,
     or the ``default`` entry, so that naming a new AF in ``afs`` needs no other edit."""
-    entries = _lookup(config, dotted)
+    entries = lookup(config, dotted)
     if af in entries:
         return entries[af]
     if "default" in entries:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hsiseu.settings import PER_AF_KEYS, per_af
+from hsiseu.settings import PER_AF_KEYS, lookup, per_af
 
 __all__ = ["READS", "STAGES", "dvc_keys", "job_config"]
 
@@ -82,9 +82,7 @@ def job_config(
             value = per_af(config, ".".join(parts[:-1]), str(af))
             parts[-1] = str(af)
         else:
-            value = config
-            for part in parts:
-                value = value[part]
+            value = lookup(config, path)
         if cut:
             value = list(value)[: int(k)]
         node = out
