@@ -4,6 +4,7 @@ import re
 
 from snakemake.utils import min_version, validate
 
+from hsiseu.settings import replicates
 from hsiseu.stage_keys import STAGES
 
 min_version("9.0")
@@ -26,6 +27,7 @@ report: "workflow/report/workflow.rst"
 
 wildcard_constraints:
     af="|".join(re.escape(af) for af in config["afs"]),
+    rep="|".join(str(rep) for rep in replicates(config)),
     stage="|".join(STAGES),
 
 

@@ -46,9 +46,9 @@ def test_every_table_names_the_configured_afs_in_their_order(any_af_run):
 def test_the_defaults_are_what_the_models_were_trained_and_pruned_with(any_af_run):
     wf, _ = any_af_run
     for af in AFS:
-        assert read_json(wf / f"results/{af}/original/metrics.json")["epochs"] == 2
-        assert (wf / f"results/{af}/pruned/iter1/model.keras").exists()
-        assert not (wf / f"results/{af}/pruned/iter2").exists()
+        assert read_json(wf / f"results/{af}/rep0/original/metrics.json")["epochs"] == 2
+        assert (wf / f"results/{af}/rep0/pruned/iter1/model.keras").exists()
+        assert not (wf / f"results/{af}/rep0/pruned/iter2").exists()
         faults = read_json(wf / "reports/metrics/fault_error_rates.json")[af]
         assert set(faults) == {"original", "pruned", "quantized"}
 

@@ -144,8 +144,16 @@ def test_fault_figures_are_drawn_from_cells(tmp_path):
     cells = pd.DataFrame(rows)
     sets = pd.DataFrame({"name": ["cnv_1/kernel", "bn_1/gamma"], "share_1_2": [0.05, 0.8]})
     ff.heatmap(cells, tmp_path / "f2.png")
-    table = ff.mean_error_by_set({"relu": cells, "sigmoid": cells}, tmp_path / "f3.png")
-    assert table.loc["bn_1/gamma", "relu"] == pytest.approx(90 / 32)
+    shifted = cells.assign(error_rate=cells["error_rate"] * 1.5)
+    table = ff.mean_error_by_set({"relu": {0: cells, 1: shifted}, "sigmoid": {0: cells}}, tmp_path / "f3.png")
+    bars = table.set_index(["af", "set"])
+    # a bar is the mean over replicates, its whisker the t interval over them (2 replicates: t = 12.71)
+    gamma = bars.loc[("relu", "bn_1/gamma")]
+    assert gamma["mean"] == pytest.approx(1.25 * 90 / 32)
+    half = 12.706 * np.std([90 / 32, 1.5 * 90 / 32], ddof=1) / np.sqrt(2)
+    assert gamma["high"] - gamma["mean"] == pytest.approx(half, rel=1e-3)
+    # one replicate: the model's own interval; the right-most bar is the mean over parameter sets
+    assert bars.loc[("sigmoid", ff.MEAN_OVER_SETS), "mean"] == pytest.approx((10 / 32 + 90 / 32) / 2)
     msb = ff.msb_minus_range({"relu": cells}, {"relu": sets}, tmp_path / "f4.png")
     assert msb.loc[("relu", "bn_1/gamma"), "difference"] == pytest.approx(90 - 80)
     assert all((tmp_path / f).stat().st_size > 1000 for f in ("f2.png", "f3.png", "f4.png"))

@@ -234,11 +234,11 @@ def test_int8_campaign_runs_through_the_shared_list_shard_and_merge_code(models,
 
     from hsiseu.reporting.fault_figures import bias_weight_split, fig7_from_files, fig_means_from_files
 
-    fig7_from_files(str(tmp_path / "cells.csv"), str(tmp_path / "fig7.png"), af="relu", kernels="builtin")
-    table = fig_means_from_files({"relu": str(tmp_path / "cells.csv")}, str(tmp_path / "fig8.png"), stage="quantized",
-                                 kernels="builtin")
+    fig7_from_files([str(tmp_path / "cells.csv")], str(tmp_path / "fig7.png"), af="relu", kernels="builtin")
+    table = fig_means_from_files({"relu": {0: str(tmp_path / "cells.csv")}}, str(tmp_path / "fig8.png"),
+                                 stage="quantized", kernels="builtin")
     assert (tmp_path / "fig7.png").stat().st_size > 1000 and (tmp_path / "fig8.png").stat().st_size > 1000
-    assert list(table.index[:2]) == ["cnv_1/kernel", "cnv_1/bias"]
+    assert list(table["set"][:2]) == ["cnv_1/kernel", "cnv_1/bias"]
     split = bias_weight_split(cells)
     assert 0 <= split["bias_share_of_set_error"] <= 1
 

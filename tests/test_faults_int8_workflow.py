@@ -24,7 +24,7 @@ def test_fig7_and_fig8_build_from_a_tiny_real_int8_campaign(tiny_run):
     for target in (FIG7, FIG8):
         assert (workflow_copy / target).stat().st_size > 1000
     for af in ("relu", "sigmoid", "hard_sigmoid"):
-        faults_dir = workflow_copy / "results" / af / "quantized" / "faults"
+        faults_dir = workflow_copy / "results" / af / "rep0" / "quantized" / "faults"
         faults = pd.read_csv(faults_dir / "fault_list.csv")
         outcomes = pd.read_csv(faults_dir / "outcomes.csv")
         assert outcomes["fault"].tolist() == faults["fault"].tolist()
@@ -57,7 +57,7 @@ def test_an_adaptive_campaign_runs_through_the_dag_and_only_its_faults_are_liste
     path = write_config(workflow_copy, cfg, "adaptive.yaml")
     proc = run_snakemake(workflow_copy, FIG7, "--cores", "2", "--configfile", str(path), timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    faults_dir = workflow_copy / "results" / "relu" / "quantized" / "faults"
+    faults_dir = workflow_copy / "results" / "relu" / "rep0" / "quantized" / "faults"
     listed = pd.read_csv(faults_dir / "fault_list.csv")
     run = pd.read_csv(faults_dir / "faults_run.csv")
     assert {"unit", "rank"} <= set(listed.columns) and len(run) < len(listed)

@@ -20,7 +20,7 @@ def test_fault_figures_build_from_a_tiny_real_campaign(tiny_run):
     for target in TARGETS:
         assert (workflow_copy / target).stat().st_size > 1000
     for af, stage in ((af, stage) for af in cfg["afs"] for stage in ("original", "pruned")):
-        faults_dir = workflow_copy / "results" / af / stage / "faults"
+        faults_dir = workflow_copy / "results" / af / "rep0" / stage / "faults"
         faults = pd.read_csv(faults_dir / "fault_list.csv")
         outcomes = pd.read_csv(faults_dir / "outcomes.csv")
         assert outcomes["fault"].tolist() == faults["fault"].tolist()

@@ -46,12 +46,12 @@ def test_table2_has_the_papers_parameters_and_its_ops_at_this_crop(paper_shape_r
 
 def test_the_int8_campaign_finds_the_56_sets_of_28_convolutions(paper_shape_run):
     wf, cfg = paper_shape_run
-    sets = pd.read_csv(wf / "results/relu/quantized/faults/parameter_sets.csv")
+    sets = pd.read_csv(wf / "results/relu/rep0/quantized/faults/parameter_sets.csv")
     assert len(sets) == 56
     assert sorted(sets["kind"].unique()) == ["bias", "kernel"]
-    float_sets = pd.read_csv(wf / "results/relu/original/faults/parameter_sets.csv")
+    float_sets = pd.read_csv(wf / "results/relu/rep0/original/faults/parameter_sets.csv")
     assert len(float_sets) == 100  # 28 kernels + 28 biases + 22 BN gammas + 22 BN betas
-    cells = pd.read_csv(wf / "results/relu/original/faults/cells.csv")
+    cells = pd.read_csv(wf / "results/relu/rep0/original/faults/cells.csv")
     assert len(cells) == 100 * len(cfg["faults"]["bits"])
 
 
@@ -66,7 +66,7 @@ def test_every_figure_and_table_of_the_paper_comes_out(paper_shape_run):
 
 def test_pruning_reaches_the_papers_relu_reduction_on_the_paper_model(paper_shape_run):
     wf, _ = paper_shape_run
-    pruning = read_json(wf / "results/relu/pruned/metrics.json")["pruning"]
+    pruning = read_json(wf / "results/relu/rep0/pruned/metrics.json")["pruning"]
     assert pruning["original_params"] == 31_125_029
     assert pruning["reached_overall"] == pytest.approx(0.75, abs=0.03)  # 1 - (1 - 0.5)^2
     assert max(it["mask_vs_slim_max_abs_diff"] for it in pruning["iterations"]) < 1e-3

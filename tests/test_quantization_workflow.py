@@ -17,20 +17,20 @@ def test_table3_and_table4_are_built_from_trained_pruned_quantized_models(tiny_r
     assert list(table3.columns) == ["ReLU", "Sigmoid", "Hard Sigmoid"]
     assert {"Road", "Global", "Weighted", "Agreement with float"} <= set(table3.index)
     for af in cfg["afs"]:
-        m = read_json(workflow_copy / f"results/{af}/quantized/metrics.json")
-        assert m["integer_only"] and (workflow_copy / f"results/{af}/quantized/model.tflite").stat().st_size > 0
+        m = read_json(workflow_copy / f"results/{af}/rep0/quantized/metrics.json")
+        assert m["integer_only"] and (workflow_copy / f"results/{af}/rep0/quantized/model.tflite").stat().st_size > 0
         assert m["recovery"]["applied"] and set(m["recovery"]["before"]) == {"validation", "test"}
         assert table3.loc["Global", {"relu": "ReLU", "sigmoid": "Sigmoid", "hard_sigmoid": "Hard Sigmoid"}[af]] == pytest.approx(
             m["test"]["global_iou"], abs=0.01)
-    assert "LOGISTIC" in read_json(workflow_copy / "results/sigmoid/quantized/metrics.json")["ops"]
+    assert "LOGISTIC" in read_json(workflow_copy / "results/sigmoid/rep0/quantized/metrics.json")["ops"]
     table4 = pd.read_csv(workflow_copy / "reports/tables/table4_deployment.csv", index_col=0)
     assert table4.loc["Activation on the CPU (not on the DPU)", "Sigmoid"] == "LOGISTIC"
     assert table4.loc["Power (W), ours", "ReLU"] == "not measured"
     md = (workflow_copy / "reports/tables/table3_iou_int8.md").read_text()
     assert "Table III" in md and f"{cfg['quantization']['kernels']} kernels" in md
     for af in cfg["afs"]:
-        assert read_json(workflow_copy / f"results/{af}/quantized/metrics.json")["kernels"] == cfg["quantization"]["kernels"]
-        assert read_json(workflow_copy / f"results/{af}/quantized/throughput.json")["kernels"] == cfg["quantization"]["kernels"]
+        assert read_json(workflow_copy / f"results/{af}/rep0/quantized/metrics.json")["kernels"] == cfg["quantization"]["kernels"]
+        assert read_json(workflow_copy / f"results/{af}/rep0/quantized/throughput.json")["kernels"] == cfg["quantization"]["kernels"]
 
     # Another kernel choice redoes every int8 result, and nothing of the float models.
     import copy

@@ -67,3 +67,29 @@ def test_progress_output_is_no_key_of_a_job():
     before = {rule: job_config(config, rule, af="relu", stage="original", k=1) for rule in READS}
     config["training"]["verbose"] = 0 if config["training"]["verbose"] else 2
     assert {rule: job_config(config, rule, af="relu", stage="original", k=1) for rule in READS} == before
+
+
+def test_a_replicate_job_reads_its_own_seeds_and_replicate_0_is_the_config():
+    config = load_config()
+    for rule in ("train", "prune_iteration", "quantize"):
+        assert job_config(config, rule, af="relu", k=1, rep=0)["seed"] == config["seed"]
+        assert job_config(config, rule, af="relu", k=1, rep=2)["seed"] == config["seed"] + 2
+    listed = job_config(config, "fault_list", af="relu", stage="pruned", rep=1)
+    assert (listed["seed"], listed["faults"]["seed"]) == (config["seed"] + 1, config["faults"]["seed"] + 1)
+    assert job_config(config, "fault_list", af="relu", stage="pruned") == job_config(
+        config, "fault_list", af="relu", stage="pruned", rep=0)
+
+
+@pytest.mark.parametrize("value, reps", [(3, [0, 1, 2]), ([0, 4], [0, 4]), (1, [0])])
+def test_replicates_take_a_count_or_a_list(value, reps):
+    from hsiseu.settings import replicates
+
+    assert replicates({"replicates": value}) == reps
+
+
+@pytest.mark.parametrize("value", [0, [], [1, 1], [-1]])
+def test_bad_replicates_name_the_key(value):
+    from hsiseu.settings import replicates
+
+    with pytest.raises(ValueError, match="replicates"):
+        replicates({"replicates": value})

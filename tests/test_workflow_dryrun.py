@@ -67,7 +67,7 @@ def test_afs_sigmoid_alone_builds_no_relu_job(workflow_copy):
                          timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    assert "results/sigmoid/quantized/faults/cells.csv" in out and "fig2_bitflip_heatmap_sigmoid_original.png" in out
+    assert "results/sigmoid/rep0/quantized/faults/cells.csv" in out and "fig2_bitflip_heatmap_sigmoid_original.png" in out
     assert "relu" not in out.replace("results/sigmoid", "")
 
 
@@ -81,8 +81,8 @@ def test_new_afs_with_default_entries_build_their_jobs(workflow_copy):
                          timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    assert "results/relu6/pruned/iter3/model.keras" in out and "results/gelu/pruned/iter1/model.keras" in out
-    assert "results/gelu/pruned/iter2" not in out
+    assert "results/relu6/rep0/pruned/iter3/model.keras" in out and "results/gelu/rep0/pruned/iter1/model.keras" in out
+    assert "results/gelu/rep0/pruned/iter2" not in out
 
 
 def test_a_subset_of_afs_builds_only_their_jobs_and_figs_2_and_7_follow_heatmap_af(workflow_copy):
@@ -93,7 +93,7 @@ def test_a_subset_of_afs_builds_only_their_jobs_and_figs_2_and_7_follow_heatmap_
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "results/relu" not in out and "af=relu" not in out and "_relu_" not in out
-    assert "results/sigmoid/original/model.keras" in out
+    assert "results/sigmoid/rep0/original/model.keras" in out
     # the first AF is the heat maps' unless faults.heatmap_af says otherwise
     assert "fig2_bitflip_heatmap_hard_sigmoid_original.png" in out and "fig7_bitflip_heatmap_hard_sigmoid_quantized.png" in out
     cfg["faults"]["heatmap_af"] = "sigmoid"

@@ -16,7 +16,7 @@ def test_real_run_produces_table1_with_classes_as_rows_and_afs_as_columns(tiny_r
     assert list(table.columns) == ["ReLU", "Sigmoid", "Hard Sigmoid"]
     assert list(table.index) == ["Road", "Marks", "Vegetation", "Sky", "Others", "Global", "Weighted"]
     for af, col in zip(cfg["afs"], table.columns):
-        metrics = read_json(wf / f"results/{af}/original/metrics.json")
+        metrics = read_json(wf / f"results/{af}/rep0/original/metrics.json")
         assert table.loc["Global", col] == pytest.approx(metrics["test"]["global_iou"], abs=0.005)
         assert (wf / f"logs/train/{af}.log").read_text().count("val GIoU") == cfg["training"]["epochs"][af]
     assert "| Road |" in (wf / "reports/tables/table1_iou_float.md").read_text()

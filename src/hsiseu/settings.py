@@ -33,6 +33,32 @@ def per_af(config: Mapping[str, Any], dotted: str, af: str) -> Any:
     raise ValueError(f"{dotted} has no entry for {af!r} and no 'default' entry")
 
 
+def replicates(config: Mapping[str, Any]) -> list[int]:
+    """The replicate numbers of the run: ``replicates`` as a count n (0 .. n-1) or as a list.
+
+    Why replicates. One trained model per AF cannot answer a question about AFs: retraining with
+    another seed moves a model's error rates far beyond the fault-sampling interval of one model
+    (see docs/statistics.md). Replicate r is the whole chain (training, pruning, quantization,
+    campaigns) under :func:`replicate_config`."""
+    value = config.get("replicates", 1)
+    reps = list(range(int(value))) if isinstance(value, int) else [int(r) for r in value]
+    if not reps or len(set(reps)) != len(reps) or min(reps) < 0:
+        raise ValueError(f"replicates is {value!r}: give a count >= 1 or a list of distinct numbers >= 0")
+    return reps
+
+
+def replicate_config(config: Mapping[str, Any], rep: int) -> dict[str, Any]:
+    """The config replicate ``rep`` runs under: ``seed`` (weight initialization, data order,
+    fine-tuning) and ``faults.seed`` (its fault list) offset by ``rep``, the rest shared (the
+    dataset, the architecture and every setting). Replicate 0 is the config itself, so a run with
+    one replicate builds the models a run without replicates would."""
+    out = dict(config)
+    out["seed"] = int(config["seed"]) + int(rep)
+    if "faults" in config and "seed" in config["faults"]:
+        out["faults"] = {**config["faults"], "seed": int(config["faults"]["seed"]) + int(rep)}
+    return out
+
+
 def data_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     """Arguments of ``hsiseu.data.load_split`` / ``make_dataset``."""
     data = config["data"]
@@ -84,6 +110,8 @@ def heatmap_af(config: Mapping[str, Any]) -> str:
 def check_config(config: Mapping[str, Any]) -> None:
     """Cross-key checks that a JSON schema cannot express; raise ValueError naming the keys."""
     # stages check the part of the config they are handed, which may hold no faults or afs
+    if "replicates" in config:
+        replicates(config)
     if "afs" in config:
         check_afs(config["afs"])
         for dotted in PER_AF_KEYS:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hsiseu.settings import PER_AF_KEYS, lookup, per_af
+from hsiseu.settings import PER_AF_KEYS, lookup, per_af, replicate_config
 
 __all__ = ["READS", "STAGES", "dvc_keys", "job_config"]
 
@@ -69,9 +69,13 @@ def _parse(key: str) -> tuple[str | None, str, bool]:
 
 def job_config(
     config: Mapping[str, Any], rule: str, *, af: str | None = None, stage: str | None = None,
-    k: int | None = None,
+    k: int | None = None, rep: int | None = None,
 ) -> dict[str, Any]:
-    """The part of ``config`` that ``rule``'s job for (af, stage, k) reads, nested as in the config."""
+    """The part of ``config`` that ``rule``'s job for (af, stage, k) of replicate ``rep`` reads,
+    nested as in the config (the replicate's seeds in place of the config's:
+    :func:`hsiseu.settings.replicate_config`)."""
+    if rep is not None:
+        config = replicate_config(config, rep)
     out: dict[str, Any] = {}
     for key in READS[rule]:
         only, path, cut = _parse(key)

@@ -1,7 +1,8 @@
 # Helpers for the workflow: input functions and target lists (no rules here).
 from snakemake.exceptions import WorkflowError
 
-from hsiseu.settings import check_config, data_kwargs, heatmap_af, per_af as af_value
+from hsiseu.findings.table import findings_settings
+from hsiseu.settings import check_config, data_kwargs, heatmap_af, per_af as af_value, replicates
 from hsiseu.stage_keys import job_config
 
 try:
@@ -11,6 +12,7 @@ except ValueError as err:
 
 
 AFS = list(config["afs"])
+REPS = replicates(config)
 
 
 def data_ready():
@@ -27,6 +29,7 @@ def reads(rule):
     return lambda wildcards: job_config(
         config, rule, af=wildcards.get("af"), stage=wildcards.get("stage"),
         k=int(wildcards.k) if "k" in wildcards.keys() else None,
+        rep=int(wildcards.rep) if "rep" in wildcards.keys() else None,
     )
 
 
@@ -35,8 +38,20 @@ def dataset_root(path):
     return path if os.path.isdir(path) else os.path.dirname(path)
 
 
-def per_af(pattern):
-    return expand(pattern, af=AFS)
+def model_keys():
+    """(af, rep) of every trained chain, AF-major: the order every per-model input list follows."""
+    return [[af, rep] for af in AFS for rep in REPS]
+
+
+def per_model(pattern):
+    """`pattern` for every (af, rep), in the order of `model_keys()`."""
+    return [pattern.format(af=af, rep=rep) for af, rep in model_keys()]
+
+
+def per_rep(pattern):
+    """Input function: `pattern` for every replicate, the output's other wildcards filled in."""
+    return lambda wildcards: [pattern.format(**{**{k: wildcards[k] for k in wildcards.keys()}, "rep": rep})
+                              for rep in REPS]
 
 
 def prune_iterations(af):
@@ -50,44 +65,46 @@ def prune_input_model(wildcards):
     if not 1 <= k <= prune_iterations(wildcards.af):
         raise WorkflowError(f"no pruning iteration {k} for {wildcards.af}: see pruning.ratios")
     if k == 1:
-        return f"results/{wildcards.af}/original/model.keras"
-    return f"results/{wildcards.af}/pruned/iter{k - 1}/model.keras"
+        return f"results/{wildcards.af}/rep{wildcards.rep}/original/model.keras"
+    return f"results/{wildcards.af}/rep{wildcards.rep}/pruned/iter{k - 1}/model.keras"
 
 
 def prune_iteration_files(name):
     """Input function: the file `name` of every pruning iteration of this AF."""
     return lambda wildcards: [
-        f"results/{wildcards.af}/pruned/iter{k}/{name}" for k in range(1, prune_iterations(wildcards.af) + 1)
+        f"results/{wildcards.af}/rep{wildcards.rep}/pruned/iter{k}/{name}" for k in range(1, prune_iterations(wildcards.af) + 1)
     ]
 
 
 def fault_model(wildcards):
     """The model file a stage's fault campaign injects into."""
     name = "model.tflite" if wildcards.stage == "quantized" else "model.keras"
-    return f"results/{wildcards.af}/{wildcards.stage}/{name}"
+    return f"results/{wildcards.af}/rep{wildcards.rep}/{wildcards.stage}/{name}"
 
 
 def fault_shards(wildcards):
     n = config["faults"]["shards"]
-    return [f"results/{wildcards.af}/{wildcards.stage}/faults/shards/{i}-of-{n}.csv" for i in range(n)]
+    return [f"results/{wildcards.af}/rep{wildcards.rep}/{wildcards.stage}/faults/shards/{i}-of-{n}.csv" for i in range(n)]
 
 
-def per_af_stage(pattern):
-    """Input function: `pattern` for every AF at the stage of the requested output."""
-    return lambda wildcards: expand(pattern, af=AFS, stage=wildcards.stage)
+def per_model_stage(pattern):
+    """Input function: `pattern` for every (af, rep) at the stage of the requested output."""
+    return lambda wildcards: [pattern.format(af=af, rep=rep, stage=wildcards.stage) for af, rep in model_keys()]
 
 
-def per_af_stage_keys():
-    """(af, stage) of every model, in the order `per_af_stage_all` expands."""
-    return [[af, stage] for af in AFS for stage in STAGES]
+def model_stage_keys():
+    """(af, rep, stage) of every model, in the order `per_model_stage_all` expands."""
+    return [[af, rep, stage] for af, rep in model_keys() for stage in STAGES]
 
 
-def per_af_stage_all(pattern):
-    return [pattern.format(af=af, stage=stage) for af, stage in per_af_stage_keys()]
+def per_model_stage_all(pattern):
+    return [pattern.format(af=af, rep=rep, stage=stage) for af, rep, stage in model_stage_keys()]
 
 
 def all_targets():
     return [
+        "reports/tables/findings.csv",
+        "reports/tables/findings.md",
         f"reports/figures/fig2_bitflip_heatmap_{heatmap_af(config)}_original.png",
         "reports/figures/fig3_mean_bitflip_error_original.png",
         "reports/figures/fig4_msb_minus_range_original.png",

@@ -3,12 +3,12 @@ rule fault_list:
         model=fault_model,
         data=data_ready(),
     output:
-        faults="results/{af}/{stage}/faults/fault_list.csv",
-        sets="results/{af}/{stage}/faults/parameter_sets.csv",
+        faults="results/{af}/rep{rep}/{stage}/faults/fault_list.csv",
+        sets="results/{af}/rep{rep}/{stage}/faults/parameter_sets.csv",
     params:
         config=reads("fault_list"),
     log:
-        "logs/faults/{af}_{stage}_list.log",
+        "logs/faults/{af}/rep{rep}/{stage}_list.log",
     threads: 1
     conda:
         "../../envs/hsiseu.yaml"
@@ -19,14 +19,14 @@ rule fault_list:
 rule fault_shard:
     input:
         model=fault_model,
-        faults="results/{af}/{stage}/faults/fault_list.csv",
+        faults="results/{af}/rep{rep}/{stage}/faults/fault_list.csv",
         data=data_ready(),
     output:
-        "results/{af}/{stage}/faults/shards/{shard}-of-{n}.csv",
+        "results/{af}/rep{rep}/{stage}/faults/shards/{shard}-of-{n}.csv",
     params:
         config=reads("fault_shard"),
     log:
-        "logs/faults/{af}_{stage}_shard{shard}-of-{n}.log",
+        "logs/faults/{af}/rep{rep}/{stage}_shard{shard}-of-{n}.log",
     wildcard_constraints:
         shard=r"\d+",
         n=r"\d+",
@@ -42,16 +42,16 @@ rule fault_shard:
 rule fault_merge:
     input:
         shards=fault_shards,
-        faults="results/{af}/{stage}/faults/fault_list.csv",
-        sets="results/{af}/{stage}/faults/parameter_sets.csv",
+        faults="results/{af}/rep{rep}/{stage}/faults/fault_list.csv",
+        sets="results/{af}/rep{rep}/{stage}/faults/parameter_sets.csv",
     output:
-        outcomes="results/{af}/{stage}/faults/outcomes.csv",
-        cells="results/{af}/{stage}/faults/cells.csv",
-        faults_run="results/{af}/{stage}/faults/faults_run.csv",
+        outcomes="results/{af}/rep{rep}/{stage}/faults/outcomes.csv",
+        cells="results/{af}/rep{rep}/{stage}/faults/cells.csv",
+        faults_run="results/{af}/rep{rep}/{stage}/faults/faults_run.csv",
     params:
         config=reads("fault_merge"),
     log:
-        "logs/faults/{af}_{stage}_merge.log",
+        "logs/faults/{af}/rep{rep}/{stage}_merge.log",
     conda:
         "../../envs/hsiseu.yaml"
     script:

@@ -1,14 +1,14 @@
 rule quantize:
     input:
         data=data_ready(),
-        model="results/{af}/pruned/model.keras",
+        model="results/{af}/rep{rep}/pruned/model.keras",
     output:
-        model="results/{af}/quantized/model.tflite",
-        metrics="results/{af}/quantized/metrics.json",
+        model="results/{af}/rep{rep}/quantized/model.tflite",
+        metrics="results/{af}/rep{rep}/quantized/metrics.json",
     params:
         config=reads("quantize"),
     log:
-        "logs/quantize/{af}.log",
+        "logs/quantize/{af}/rep{rep}.log",
     threads: config["threads"]
     resources:
         mem_mb=4000,
@@ -21,14 +21,14 @@ rule quantize:
 rule throughput:
     input:
         data=data_ready(),
-        keras="results/{af}/pruned/model.keras",
-        tflite="results/{af}/quantized/model.tflite",
+        keras="results/{af}/rep{rep}/pruned/model.keras",
+        tflite="results/{af}/rep{rep}/quantized/model.tflite",
     output:
-        "results/{af}/quantized/throughput.json",
+        "results/{af}/rep{rep}/quantized/throughput.json",
     params:
         config=reads("throughput"),
     log:
-        "logs/throughput/{af}.log",
+        "logs/throughput/{af}/rep{rep}.log",
     # Timing wants the machine to itself: the job takes every core Snakemake was given.
     threads: workflow.cores
     resources:

@@ -1,9 +1,32 @@
-# Every table and figure of the paper, and the run's summaries: one file, so that editing a
-# figure rule touches no stage that computes (no other dvc.yaml stage depends on this file).
+# Every table and figure of the paper, the findings and the run's summaries: one file, so that
+# editing a figure rule touches no stage that computes (no other dvc.yaml stage depends on it).
+
+
+rule findings:
+    input:
+        cells=per_model_stage_all("results/{af}/rep{rep}/{stage}/faults/cells.csv"),
+        sets=per_model_stage_all("results/{af}/rep{rep}/{stage}/faults/parameter_sets.csv"),
+        metrics=per_model_stage_all("results/{af}/rep{rep}/{stage}/metrics.json"),
+    output:
+        csv=report(
+            "reports/tables/findings.csv",
+            caption="../report/findings.rst",
+            category="1. Findings",
+        ),
+        md="reports/tables/findings.md",
+    params:
+        models=model_stage_keys(),
+        settings={**findings_settings(config), "heatmap_af": heatmap_af(config)},
+    log:
+        "logs/report/findings.log",
+    conda:
+        "../../envs/hsiseu.yaml"
+    script:
+        "../scripts/findings.py"
 
 rule table1:
     input:
-        metrics=per_af("results/{af}/original/metrics.json"),
+        metrics=per_model("results/{af}/rep{rep}/original/metrics.json"),
     output:
         csv=report(
             "reports/tables/table1_iou_float.csv",
@@ -12,7 +35,7 @@ rule table1:
         ),
         md="reports/tables/table1_iou_float.md",
     params:
-        afs=AFS,
+        models=model_keys(),
     log:
         "logs/report/table1.log",
     conda:
@@ -23,10 +46,10 @@ rule table1:
 
 rule table2:
     input:
-        original_metrics=per_af("results/{af}/original/metrics.json"),
-        original_models=per_af("results/{af}/original/model.keras"),
-        pruned_metrics=per_af("results/{af}/pruned/metrics.json"),
-        pruned_models=per_af("results/{af}/pruned/model.keras"),
+        original_metrics=per_model("results/{af}/rep{rep}/original/metrics.json"),
+        original_models=per_model("results/{af}/rep{rep}/original/model.keras"),
+        pruned_metrics=per_model("results/{af}/rep{rep}/pruned/metrics.json"),
+        pruned_models=per_model("results/{af}/rep{rep}/pruned/model.keras"),
     output:
         csv=report(
             "reports/tables/table2_complexity.csv",
@@ -35,7 +58,7 @@ rule table2:
         ),
         md="reports/tables/table2_complexity.md",
     params:
-        afs=AFS,
+        models=model_keys(),
     log:
         "logs/report/table2.log",
     conda:
@@ -46,7 +69,7 @@ rule table2:
 
 rule table3:
     input:
-        metrics=per_af("results/{af}/quantized/metrics.json"),
+        metrics=per_model("results/{af}/rep{rep}/quantized/metrics.json"),
     output:
         csv=report(
             "reports/tables/table3_iou_int8.csv",
@@ -55,7 +78,7 @@ rule table3:
         ),
         md="reports/tables/table3_iou_int8.md",
     params:
-        afs=AFS,
+        models=model_keys(),
     log:
         "logs/report/table3.log",
     conda:
@@ -66,7 +89,7 @@ rule table3:
 
 rule table4:
     input:
-        throughput=per_af("results/{af}/quantized/throughput.json"),
+        throughput=per_model("results/{af}/rep{rep}/quantized/throughput.json"),
     output:
         csv=report(
             "reports/tables/table4_deployment.csv",
@@ -75,7 +98,7 @@ rule table4:
         ),
         md="reports/tables/table4_deployment.md",
     params:
-        afs=AFS,
+        models=model_keys(),
         deployment=config["deployment"],
     log:
         "logs/report/table4.log",
@@ -87,7 +110,8 @@ rule table4:
 
 rule fig1:
     input:
-        layer_ratios=per_af("results/{af}/pruned/layer_ratios.csv"),
+        layer_ratios=per_model("results/{af}/rep{rep}/pruned/layer_ratios.csv"),
+        metrics=per_model("results/{af}/rep{rep}/pruned/metrics.json"),
     output:
         report(
             "reports/figures/fig1_pruning_ratio_per_layer.png",
@@ -95,7 +119,7 @@ rule fig1:
             category="Figures",
         ),
     params:
-        afs=AFS,
+        models=model_keys(),
     log:
         "logs/report/fig1.log",
     conda:
@@ -106,7 +130,7 @@ rule fig1:
 
 rule fig2_bitflip_heatmap:
     input:
-        cells="results/{af}/{stage}/faults/cells.csv",
+        cells=per_rep("results/{af}/rep{rep}/{stage}/faults/cells.csv"),
     output:
         report(
             "reports/figures/fig2_bitflip_heatmap_{af}_{stage}.png",
@@ -126,7 +150,7 @@ rule fig2_bitflip_heatmap:
 
 rule fig_mean_bitflip_error:
     input:
-        cells=per_af_stage("results/{af}/{stage}/faults/cells.csv"),
+        cells=per_model_stage("results/{af}/rep{rep}/{stage}/faults/cells.csv"),
     output:
         report(
             "reports/figures/fig{num}_mean_bitflip_error_{stage}.png",
@@ -134,9 +158,10 @@ rule fig_mean_bitflip_error:
             category="Figures",
         ),
     params:
-        afs=AFS,
+        models=model_keys(),
         # the int8 models' kernels name them in Fig. 8's title; None for the float stages
         kernels=lambda wildcards: config["quantization"]["kernels"] if wildcards.stage == "quantized" else None,
+        confidence=config["findings"]["confidence"],
     log:
         "logs/report/fig{num}_{stage}.log",
     wildcard_constraints:
@@ -149,8 +174,8 @@ rule fig_mean_bitflip_error:
 
 rule fig_msb_minus_range:
     input:
-        cells=per_af_stage("results/{af}/{stage}/faults/cells.csv"),
-        sets=per_af_stage("results/{af}/{stage}/faults/parameter_sets.csv"),
+        cells=per_model_stage("results/{af}/rep{rep}/{stage}/faults/cells.csv"),
+        sets=per_model_stage("results/{af}/rep{rep}/{stage}/faults/parameter_sets.csv"),
     output:
         report(
             "reports/figures/fig{num}_msb_minus_range_{stage}.png",
@@ -158,7 +183,7 @@ rule fig_msb_minus_range:
             category="Figures",
         ),
     params:
-        afs=AFS,
+        models=model_keys(),
     log:
         "logs/report/fig{num}_{stage}.log",
     wildcard_constraints:
@@ -171,7 +196,7 @@ rule fig_msb_minus_range:
 
 rule fig7_int8_bitflip_heatmap:
     input:
-        cells="results/{af}/quantized/faults/cells.csv",
+        cells=per_rep("results/{af}/rep{rep}/quantized/faults/cells.csv"),
     output:
         report(
             "reports/figures/fig7_bitflip_heatmap_{af}_quantized.png",
@@ -191,13 +216,13 @@ rule fig7_int8_bitflip_heatmap:
 
 rule metrics_summary:
     input:
-        metrics=per_af_stage_all("results/{af}/{stage}/metrics.json"),
-        cells=per_af_stage_all("results/{af}/{stage}/faults/cells.csv"),
+        metrics=per_model_stage_all("results/{af}/rep{rep}/{stage}/metrics.json"),
+        cells=per_model_stage_all("results/{af}/rep{rep}/{stage}/faults/cells.csv"),
     output:
         iou="reports/metrics/iou.json",
         faults="reports/metrics/fault_error_rates.json",
     params:
-        models=per_af_stage_keys(),
+        models=model_stage_keys(),
     log:
         "logs/report/metrics_summary.log",
     conda:

@@ -2,13 +2,13 @@ rule train:
     input:
         data="results/data/summary.json",
     output:
-        model="results/{af}/original/model.keras",
-        history="results/{af}/original/history.csv",
-        metrics="results/{af}/original/metrics.json",
+        model="results/{af}/rep{rep}/original/model.keras",
+        history="results/{af}/rep{rep}/original/history.csv",
+        metrics="results/{af}/rep{rep}/original/metrics.json",
     params:
         config=reads("train"),
     log:
-        "logs/train/{af}.log",
+        "logs/train/{af}/rep{rep}.log",
     threads: config["threads"]
     resources:
         mem_mb=4000,

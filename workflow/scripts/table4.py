@@ -1,10 +1,11 @@
 from hsiseu.runlog import log_to
 
 with log_to(snakemake.log[0]):
+    from hsiseu.reporting.replicates import by_af
     from hsiseu.reporting.tables import write_table4
 
     write_table4(
-        dict(zip(snakemake.params.afs, snakemake.input.throughput)),
+        by_af(snakemake.params.models, snakemake.input.throughput),
         snakemake.params.deployment,
         snakemake.output.csv,
         snakemake.output.md,

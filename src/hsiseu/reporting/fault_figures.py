@@ -1,11 +1,12 @@
 """Figures 2-8 of the paper from merged fault-injection outcomes, float and int8 alike.
 
 Inputs are the campaign's ``cells.csv`` (per parameter set x bit) and ``parameter_sets.csv``.
-A set's mean error rate is the mean over its injected bits of the per-bit means, i.e. every bit
-equally likely to be hit, as for a uniformly random upset in the set's storage, with an interval
-(:func:`hsiseu.faults.stats.aggregate.set_estimates`: from the population units, a pooled
-mantissa weighted by its bits). Figs. 3 / 5 / 8 are one figure on the original, pruned and int8
-models. Fig. 7 has its own layout (int8 weights have 8 bits, int32 biases 32, so one bit axis
+The statistics are the named ones of :mod:`hsiseu.faults.stats.aggregate`: a set's per-set mean
+(every bit of the set equally likely to be hit) and an AF's mean over parameter sets. Every
+figure reads all the replicates of each AF: heat maps and Figs. 4 / 6 show each cell's mean over
+replicates; Figs. 3 / 5 / 8 (one figure on the original, pruned and int8 models) draw bars with
+whiskers that are intervals (a t interval over replicates, or one model's fault-sampling
+interval when there is one replicate), never a standard deviation. Fig. 7 has its own layout (int8 weights have 8 bits, int32 biases 32, so one bit axis
 does not fit both): two heatmaps side by side, rows in graph order.
 """
 
@@ -21,12 +22,16 @@ import numpy as np
 import pandas as pd
 
 from hsiseu.faults.bitflip import bit_field
-from hsiseu.faults.stats.aggregate import set_estimates
+from hsiseu.faults.stats.aggregate import per_set_mean, set_mean
+from hsiseu.findings.replicates import replicate_interval
 from hsiseu.activations import af_label
 
 __all__ = ["SIGN_EXPONENT", "bias_weight_split", "fig2_from_files", "fig7_from_files", "fig_means_from_files",
            "fig_msb_from_files", "heatmap", "int8_heatmap", "mark_wide", "mean_error_by_set", "msb_minus_range",
            "msb_table", "wide_cells"]
+
+#: the x label of Figs. 3 / 5 / 8's right-most bars: each AF's mean over parameter sets.
+MEAN_OVER_SETS = "mean over sets"
 
 #: binary32 bits shown by default in Fig. 2 (the paper omits the mantissa: negligible errors).
 SIGN_EXPONENT = tuple(range(31, 22, -1))
@@ -73,39 +78,69 @@ def heatmap(cells: pd.DataFrame, path: str | os.PathLike[str], *, bits: Sequence
     save_figure(fig, path)
 
 
-def mean_error_by_set(cells_by_af: Mapping[str, pd.DataFrame], path: str | os.PathLike[str], *, title: str = "") -> pd.DataFrame:
-    """Figs. 3/5/8: mean error rate per set for each AF, with the set's interval as error bar;
-    the legend gives each AF's overall mean and standard deviation over sets (also drawn as the
-    right-most bars). Returns the table of means."""
-    ends = {af: set_estimates(c) for af, c in cells_by_af.items()}
-    table = pd.DataFrame({af: e["mean"] for af, e in ends.items()})
-    order = _set_order(next(iter(cells_by_af.values())))
-    table = table.reindex(order + [s for s in table.index if s not in order])
-    n_af = len(table.columns)
+def _over_replicates(estimates: Sequence[Mapping[str, float]], confidence: float) -> dict[str, float]:
+    """One replicate: its own (fault-sampling) interval; several: the t interval over their
+    means (:func:`hsiseu.findings.replicates.replicate_interval`), which covers both the
+    retraining and the fault sampling, cut to the rates' range [0, 100] % (the true mean lies in
+    it, so the cut keeps the coverage)."""
+    if len(estimates) == 1:
+        return {k: float(estimates[0][k]) for k in ("mean", "low", "high")}
+    iv = replicate_interval([e["mean"] for e in estimates], confidence)
+    return {"mean": iv.estimate, "low": max(iv.low, 0.0), "high": min(iv.high, 100.0)}
+
+
+def mean_error_by_set(cells_by_af: Mapping[str, Mapping[int, pd.DataFrame]], path: str | os.PathLike[str], *,
+                      title: str = "", confidence: float = 0.95) -> pd.DataFrame:
+    """Figs. 3/5/8: each set's per-set mean for each AF, then (right-most bars) each AF's mean
+    over parameter sets; ``cells_by_af``: ``{af: {rep: cells}}``. A bar is the mean over the
+    replicates and its whisker the interval of :func:`_over_replicates`; the legend repeats the
+    mean over parameter sets with its interval. Returns the bars (``af``, ``set``, mean, low,
+    high; set ``mean over sets`` for the right-most)."""
+    rows = []
+    for af, by_rep in cells_by_af.items():
+        per_rep = {r: per_set_mean(c) for r, c in by_rep.items()}
+        sets = list(dict.fromkeys(name for t in per_rep.values() for name in t.index))
+        for name in sets:
+            present = [t.loc[name] for t in per_rep.values() if name in t.index]
+            rows.append({"af": af, "set": name, **_over_replicates(present, confidence)})
+        rows.append({"af": af, "set": MEAN_OVER_SETS,
+                     **_over_replicates([set_mean(c) for c in by_rep.values()], confidence)})
+    bars = pd.DataFrame(rows)
+    first = next(iter(cells_by_af.values()))
+    order = _set_order(first[min(first)]) + [MEAN_OVER_SETS]
+    order += [s for s in bars["set"].unique() if s not in order]
+    n_af = len(cells_by_af)
     width = 0.8 / max(n_af, 1)
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.22 * len(table) + 2), 4.0))
-    x = np.arange(len(table))
-    for i, af in enumerate(table.columns):
-        vals = table[af].to_numpy(dtype=float)
-        label = f"{af_label(af)} (mean {np.nanmean(vals):.2f} %, std {np.nanstd(vals):.2f})"
-        iv = ends[af].reindex(table.index)
-        err = np.vstack([vals - iv["low"].to_numpy(dtype=float), iv["high"].to_numpy(dtype=float) - vals])
-        ax.bar(x + (i - (n_af - 1) / 2) * width, vals, width, label=label, color=af_color(af),
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.22 * len(order) + 2), 4.0))
+    x = {name: i + (1 if name == MEAN_OVER_SETS else 0) for i, name in enumerate(order)}
+    for i, af in enumerate(cells_by_af):
+        mine = bars[bars["af"] == af]
+        pos = np.array([x[name] for name in mine["set"]]) + (i - (n_af - 1) / 2) * width
+        vals = mine["mean"].to_numpy(dtype=float)
+        err = np.vstack([vals - mine["low"].to_numpy(dtype=float), mine["high"].to_numpy(dtype=float) - vals])
+        overall = mine[mine["set"] == MEAN_OVER_SETS].iloc[0]
+        label = (f"{af_label(af)}: mean over parameter sets {overall['mean']:.2f} % "
+                 f"[{overall['low']:.2f}, {overall['high']:.2f}]")
+        ax.bar(pos, vals, width, label=label, color=af_color(af),
+               edgecolor=["black" if name == MEAN_OVER_SETS else "none" for name in mine["set"]],
                yerr=np.clip(np.nan_to_num(err), 0, None), error_kw={"elinewidth": 0.6, "capsize": 1})
-        ax.bar(len(table) + 1 + (i - (n_af - 1) / 2) * width, np.nanmean(vals), width,
-               yerr=np.nanstd(vals), color=af_color(af), edgecolor="black", capsize=2)
-    ax.set_xticks(list(x) + [len(table) + 1], list(table.index) + ["mean"], rotation=90, fontsize=6)
-    ax.set_ylabel("mean bit-flip error rate (%)")
+    ax.set_xticks([x[name] for name in order], order, rotation=90, fontsize=6)
+    n = max(len(by_rep) for by_rep in cells_by_af.values())
+    whisker = (f"{100 * confidence:g} % t interval over {n} replicates" if n > 1
+               else "the fault-sampling interval of one model")
+    ax.set_ylabel("per-set mean bit-flip error rate (%)")
+    ax.set_xlabel(f"parameter set (graph order); bars: mean over replicates, whiskers: {whisker}", fontsize=7)
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
     save_figure(fig, path)
-    return table
+    return bars
 
 
 def msb_table(cells: pd.DataFrame, sets: pd.DataFrame, msb: int = 30) -> pd.DataFrame:
-    """Per set: MSB (exponent bit 30) error rate, % of values in 1 < |x| < 2, their difference."""
-    msb_rows = cells[cells["bit"] == msb].set_index("set")["error_rate"]
-    share = sets.set_index("name")["share_1_2"] * 100.0
+    """Per set: MSB (exponent bit 30) error rate, % of values in 1 < |x| < 2, their difference
+    (each the mean over the replicates when the tables stack several)."""
+    msb_rows = cells[cells["bit"] == msb].groupby("set")["error_rate"].mean()
+    share = sets.groupby("name")["share_1_2"].mean() * 100.0
     order = _set_order(cells)
     out = pd.DataFrame({"msb_error_rate": msb_rows.reindex(order), "share_1_2": share.reindex(order)})
     out["difference"] = out["msb_error_rate"] - out["share_1_2"]
@@ -136,23 +171,39 @@ def msb_minus_range(cells_by_af: Mapping[str, pd.DataFrame], sets_by_af: Mapping
     return pd.concat(tables, names=["af", "set"]) if tables else pd.DataFrame()
 
 
-def fig2_from_files(cells_csv: str, out: str, *, bits: str, af: str, stage: str, margin: float | None = None) -> None:
-    cells = pd.read_csv(cells_csv)
-    heatmap(cells, out, bits=SIGN_EXPONENT if bits == "sign_exponent" else None, margin=margin,
-            title=f"Bit-flip error rate (%), {af_label(af)}, {stage} model")
+def replicate_cells(cells_csvs: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
+    """The replicates' cells tables stacked (column ``rep``: 0, 1, ...): a heatmap's pivot then
+    shows each cell's mean over replicates, and its x the cells wide in any replicate."""
+    return pd.concat([pd.read_csv(p).assign(rep=r) for r, p in enumerate(cells_csvs)], ignore_index=True)
 
 
-def fig_means_from_files(cells_csvs: Mapping[str, str], out: str, *, stage: str, kernels: str | None = None) -> pd.DataFrame:
-    """Figs. 3 / 5 / 8: ``kernels`` (the int8 models' LiteRT kernels) names the int8 ones."""
+def _over(n: int) -> str:
+    return f"mean over {n} replicates" if n > 1 else "one replicate"
+
+
+def fig2_from_files(cells_csvs: Sequence[str], out: str, *, bits: str, af: str, stage: str,
+                    margin: float | None = None) -> None:
+    heatmap(replicate_cells(cells_csvs), out, bits=SIGN_EXPONENT if bits == "sign_exponent" else None, margin=margin,
+            title=f"Bit-flip error rate (%), {af_label(af)}, {stage} model ({_over(len(cells_csvs))})")
+
+
+def fig_means_from_files(cells_csvs: Mapping[str, Mapping[int, str]], out: str, *, stage: str,
+                         kernels: str | None = None, confidence: float = 0.95) -> pd.DataFrame:
+    """Figs. 3 / 5 / 8 from ``{af: {rep: cells.csv}}``: ``kernels`` (the int8 models' LiteRT
+    kernels) names the int8 ones."""
     models = f"{stage} models" if stage != "quantized" else f"pruned int8 models (LiteRT {kernels} kernels)"
-    return mean_error_by_set({af: pd.read_csv(p) for af, p in cells_csvs.items()}, out,
-                             title=f"Mean bit-flip error rate per parameter set, {models}")
+    return mean_error_by_set({af: {r: pd.read_csv(p) for r, p in by_rep.items()} for af, by_rep in cells_csvs.items()},
+                             out, confidence=confidence,
+                             title=f"Per-set mean bit-flip error rate and mean over parameter sets, {models}")
 
 
-def fig_msb_from_files(cells_csvs: Mapping[str, str], sets_csvs: Mapping[str, str], out: str, *, stage: str) -> None:
-    msb_minus_range({af: pd.read_csv(p) for af, p in cells_csvs.items()},
-                    {af: pd.read_csv(p) for af, p in sets_csvs.items()}, out,
-                    title=f"MSB bit-flip error rate minus % of values in 1 < |x| < 2, {stage} models")
+def fig_msb_from_files(cells_csvs: Mapping[str, Mapping[int, str]], sets_csvs: Mapping[str, Mapping[int, str]],
+                       out: str, *, stage: str) -> None:
+    """``{af: {rep: path}}``: each point is the mean over the AF's replicates."""
+    n = max(len(by_rep) for by_rep in cells_csvs.values())
+    msb_minus_range({af: replicate_cells(list(by_rep.values())) for af, by_rep in cells_csvs.items()},
+                    {af: replicate_cells(list(by_rep.values())) for af, by_rep in sets_csvs.items()}, out,
+                    title=f"MSB bit-flip error rate minus % of values in 1 < |x| < 2, {stage} models ({_over(n)})")
 
 
 def _panel(cells: pd.DataFrame) -> pd.DataFrame:
@@ -202,7 +253,7 @@ def bias_weight_split(cells: pd.DataFrame) -> pd.Series:
     })
 
 
-def fig7_from_files(cells_csv: str, out: str, *, af: str, kernels: str, margin: float | None = None) -> None:
-    cells = pd.read_csv(cells_csv)
-    int8_heatmap(cells, out, margin=margin, title=f"Bit-flip error rate (%), pruned int8 {af_label(af)} model "
-                                  f"(weights 8 bits, biases 32 bits; LiteRT {kernels} kernels)")
+def fig7_from_files(cells_csvs: Sequence[str], out: str, *, af: str, kernels: str, margin: float | None = None) -> None:
+    int8_heatmap(replicate_cells(cells_csvs), out, margin=margin,
+                 title=f"Bit-flip error rate (%), pruned int8 {af_label(af)} model ({_over(len(cells_csvs))}; "
+                       f"weights 8 bits, biases 32 bits; LiteRT {kernels} kernels)")
