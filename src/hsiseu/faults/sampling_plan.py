@@ -70,7 +70,7 @@ def cost_scale(own_gflops: float, own_images: int, other_gflops: float, other_im
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="hsiseu faults-sampling-plan", description=__doc__.split("\n\n")[0])
-    p.add_argument("--cells", type=Path, default=Path("results/relu/original/faults/cells.csv"))
+    p.add_argument("--cells", type=Path, default=Path("results/relu/rep0/original/faults/cells.csv"))
     p.add_argument("--sets", type=Path, default=None, help="parameter_sets.csv (default: beside --cells)")
     p.add_argument("--error-margin", type=float, default=0.025)
     p.add_argument("--confidence", type=float, default=0.95)

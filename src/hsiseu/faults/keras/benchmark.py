@@ -53,7 +53,7 @@ def flop_shares(graph, faults) -> np.ndarray:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hsiseu faults-benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="config/config.yaml", help="workflow config (data and faults sections)")
-    parser.add_argument("--model", default="results/relu/original/model.keras", help="Keras model file")
+    parser.add_argument("--model", default="results/relu/rep0/original/model.keras", help="Keras model file")
     parser.add_argument("--blocks", type=int, default=4, help="contiguous blocks of the fault list")
     parser.add_argument("--block-size", type=int, default=600, help="faults per block")
     parser.add_argument("--all", action="store_true", help="the whole fault list instead of blocks")

@@ -130,7 +130,7 @@ def run_benchmark(content: bytes, x: np.ndarray, faults, *, kernels: str, chunk:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hsiseu faults-benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="config/config.yaml", help="workflow config (data, quantization, faults)")
-    parser.add_argument("--model", default="results/relu/quantized/model.tflite", help="int8 .tflite model file")
+    parser.add_argument("--model", default="results/relu/rep0/quantized/model.tflite", help="int8 .tflite model file")
     parser.add_argument("--kernels", choices=("xnnpack", "builtin"), default=None,
                         help="kernels of the fast engine and of the baseline of record (default: the config's)")
     parser.add_argument("--blocks", type=int, default=4, help="contiguous blocks of the fault list")
