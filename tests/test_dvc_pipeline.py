@@ -90,7 +90,7 @@ def test_second_repro_does_nothing(repro):
 def test_metrics_show_prints_the_ious(repro):
     repo, _ = repro
     shown = dvc(repo, "metrics", "show")
-    assert "global_iou" in shown and "mean_error_rate" in shown
+    assert "global_iou" in shown and "set_mean" in shown and "network_rate" in shown
 
 
 def test_html_report_holds_every_figure_and_table(repro):

@@ -44,12 +44,18 @@ def _ratios(tmp_path, af, values):
     return path
 
 
-def test_fig1_shows_prunable_layers_in_graph_order_one_series_per_af(tmp_path):
-    paths = {"relu": _ratios(tmp_path, "relu", [0.5, 0.25, 0.75]), "sigmoid": _ratios(tmp_path, "sigmoid", [0.1, 0.2, 0.3])}
+def test_fig1_shows_prunable_layers_in_graph_order_one_series_per_af_and_replicate(tmp_path):
+    paths = {"relu": {0: _ratios(tmp_path, "relu", [0.5, 0.25, 0.75]), 1: _ratios(tmp_path, "relu1", [0.5, 0.5, 0.5])},
+             "sigmoid": {0: _ratios(tmp_path, "sigmoid", [0.1, 0.2, 0.3])}}
     frame = layer_ratio_frame(paths)
     assert list(frame["layer"].cat.categories) == ["cnv_1", "tcnv_1", "cnv_2"]
     assert set(frame["af"]) == {"ReLU", "Sigmoid"}
-    assert frame.set_index(["layer", "af"]).loc[("cnv_2", "ReLU"), "ratio"] == 0.75
+    assert frame.set_index(["layer", "af", "rep"]).loc[("cnv_2", "ReLU", 0), "ratio"] == 0.75
+    assert len(frame) == 9
+    metrics = {af: {r: tmp_path / f"m_{af}{r}.json" for r in reps} for af, reps in paths.items()}
+    for af, by_rep in metrics.items():
+        for r, p in by_rep.items():
+            write_json(p, {"pruning": {"reached_overall": 0.6 + 0.1 * r}})
     out = tmp_path / "fig1.png"
-    plot_layer_ratios(paths, out)
+    plot_layer_ratios(paths, metrics, out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

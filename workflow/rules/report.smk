@@ -161,7 +161,7 @@ rule fig_mean_bitflip_error:
         models=model_keys(),
         # the int8 models' kernels name them in Fig. 8's title; None for the float stages
         kernels=lambda wildcards: config["quantization"]["kernels"] if wildcards.stage == "quantized" else None,
-        confidence=config["findings"]["confidence"],
+        confidence=findings_settings(config)["confidence"],
     log:
         "logs/report/fig{num}_{stage}.log",
     wildcard_constraints:
