@@ -17,7 +17,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("faults-sampling-plan", help="faults and time the paper's guarantee costs per sampling method and "
                    "population, from a campaign's per-bit profile (and projected for the paper-size model)",
                    add_help=False)
+    sub.add_parser("findings-variance", help="split each model-level error rate's variance over replicates into "
+                   "between-model and within-model (fault sampling) parts: how many faults a model needs",
+                   add_help=False)
     args, rest = parser.parse_known_args(argv)
+    if args.command == "findings-variance":
+        from hsiseu.findings.components import main as components
+
+        return components(rest)
     if args.command == "faults-sampling-plan":
         from hsiseu.faults.sampling_plan import main as plan
 
