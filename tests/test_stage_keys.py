@@ -7,6 +7,7 @@ import copy
 import pytest
 
 from conftest import config_leaves, load_config
+from hsiseu.settings import PER_AF_KEYS, lookup
 from hsiseu.stage_keys import READS, dvc_keys, job_config
 
 
@@ -49,6 +50,8 @@ def test_check_config_names_an_af_that_a_per_af_key_cannot_serve():
 
     config = copy.deepcopy(load_config())
     config["afs"] = ["relu", "gelu"]
+    for dotted in PER_AF_KEYS:  # the default config serves any AF: take its defaults away
+        lookup(config, dotted).pop("default", None)
     with pytest.raises(ValueError, match=r"training.epochs has no entry for 'gelu' and no 'default' entry"):
         check_config(config)
     for dotted in ("training.epochs", "pruning.finetune.epochs"):

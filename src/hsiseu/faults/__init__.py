@@ -13,4 +13,17 @@ One subpackage per number format, each a :class:`~hsiseu.faults.backend.Backend`
 - ``keras/``: the float Keras backend (graph walker, the naive reference loop, the fast compiled
   engine, backend, benchmark);
 - ``litert/``: the int8 LiteRT backend (stage ``quantized``; see :mod:`hsiseu.faults.litert`).
+
+From Python, on one's own model: :func:`hsiseu.faults.run` (:mod:`hsiseu.faults.api`; imported
+on first use, so that ``import hsiseu.faults`` stays free of TensorFlow and pandas).
 """
+
+__all__ = ["run", "CampaignResult"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from hsiseu.faults import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

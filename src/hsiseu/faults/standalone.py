@@ -7,6 +7,8 @@ files as the pipeline's campaigns: ``parameter_sets.csv``, ``fault_list.csv``, `
 and ``cells.csv`` (and ``campaign.json``, the settings a resumed run must match). A ``.keras`` model goes to the float backend, a ``.tflite`` one to the int8
 backend; the outcome of a fault is the share of output positions (pixels, or images for a
 classifier) whose arg-max class differs from the fault-free model's.
+
+The command line of :func:`hsiseu.faults.api.run` (the same campaign from Python).
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "load_arrays"]
+from hsiseu.faults.api import CampaignInputError, check_arrays
 
-log = logging.getLogger(__name__)
+__all__ = ["main", "load_arrays"]
 
 
 def load_arrays(images: str | Path, labels: str | Path | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """The images (float32) and optional labels (integers, 255 = unlabelled), checked."""
+    """The images (float32) and optional labels (integers, 255 = unlabelled) from .npy files, checked."""
     images = Path(images)
     if not images.is_file():
         raise FileNotFoundError(f"--images {images}: no such file")
@@ -32,17 +34,13 @@ def load_arrays(images: str | Path, labels: str | Path | None) -> tuple[np.ndarr
         x = np.load(images, allow_pickle=False)
     except ValueError as err:
         raise ValueError(f"--images {images}: not a .npy array ({err})") from None
-    if x.dtype.kind != "f" or x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"--images {images}: expected a non-empty float array (N, ...), got {x.dtype} {x.shape}")
     y = None
     if labels is not None:
         labels = Path(labels)
         if not labels.is_file():
             raise FileNotFoundError(f"--labels {labels}: no such file")
         y = np.load(labels, allow_pickle=False)
-        if y.dtype.kind not in "iu" or len(y) != len(x):
-            raise ValueError(f"--labels {labels}: expected {len(x)} integer label maps, got {y.dtype} {y.shape}")
-    return np.ascontiguousarray(x, dtype=np.float32), y
+    return check_arrays(x, y, images_name=f"--images {images}", labels_name=f"--labels {labels}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,8 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from hsiseu.faults import campaign
-    from hsiseu.faults.registry import open_model
+    from hsiseu.faults.api import run
 
     model = Path(args.model)
     if not model.is_file():
@@ -85,43 +82,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         x, y = load_arrays(args.images, args.labels)
     except (OSError, ValueError) as err:
         parser.error(str(err))
-    from hsiseu.runtime import configure_tensorflow
-
-    configure_tensorflow(args.threads, args.seed)
-    options = {"engine": args.engine, "memory_mb": args.memory_mb, "image_chunk": args.image_chunk,
-               "include_bn_moving_stats": args.include_bn_moving_stats, "kernels": args.kernels}
-    backend = open_model(model, x, options)
-    labels = np.zeros(backend.golden().shape, np.uint8) if y is None else y
-    if labels.shape != backend.golden().shape:
-        parser.error(f"--labels {args.labels}: shape {labels.shape} does not match the model's class map "
-                     f"{backend.golden().shape}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    sampling = {"method": args.method, "population": args.population,
-                "error_margin": args.error_margin, "confidence": args.confidence, "p": args.p,
-                "fixed_n": args.fixed_n}
-    from hsiseu.io import read_json, write_json
-
-    settings = {"model": str(model.resolve()), "images": str(Path(args.images).resolve()), "sampling": sampling,
-                "bits": args.bits, "seed": args.seed, "include_bn_moving_stats": args.include_bn_moving_stats}
-    if model.suffix.lower() == ".tflite":
-        settings["kernels"] = args.kernels
-    record = out / "campaign.json"
-    if record.exists() and read_json(record) != settings:
-        parser.error(f"--out {out} holds a campaign with other settings ({record}); use another directory "
-                     "or delete it")
-    write_json(record, settings)
-    faults, sets = out / "fault_list.csv", out / "parameter_sets.csv"
-    if not faults.exists():
-        campaign.write_fault_list(backend, sampling=sampling, bits=args.bits, seed=args.seed,
-                                  out_faults=faults, out_sets=sets)
-    shard = out / "shards" / "0-of-1.csv"
-    campaign.run_shard(backend, faults_path=faults, labels=labels, shard=0, n_shards=1, out=shard,
-                       chunk_size=args.checkpoint_faults, sampling=sampling, bits=args.bits)
-    campaign.merge_shards([shard], faults_path=faults, sets_path=sets, out_outcomes=out / "outcomes.csv",
-                          out_cells=out / "cells.csv", sampling=sampling, bits=args.bits,
-                          out_faults_run=out / "faults_run.csv")
-    print(f"{out / 'outcomes.csv'}, {out / 'cells.csv'}")
+    try:
+        result = run(model, x, y, error_margin=args.error_margin, confidence=args.confidence, method=args.method,
+                     population=args.population, p=args.p, fixed_n=args.fixed_n, bits=args.bits, seed=args.seed,
+                     out=args.out, engine=args.engine, kernels=args.kernels, memory_mb=args.memory_mb,
+                     image_chunk=args.image_chunk, include_bn_moving_stats=args.include_bn_moving_stats,
+                     checkpoint_faults=args.checkpoint_faults, threads=args.threads)
+    except CampaignInputError as err:  # labels that do not fit the model, a folder of another campaign
+        parser.error(str(err))
+    print(f"{result.out / 'outcomes.csv'}, {result.out / 'cells.csv'}")
     return 0
 
 
