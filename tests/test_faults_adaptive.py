@@ -450,3 +450,11 @@ def test_statistics_core_imports_no_tensorflow_nor_litert():
             "print(bad); sys.exit(1 if bad else 0)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_enumerated_unit_has_its_exact_mean_as_range_without_rounding_it_away():
+    from hsiseu.faults.stats.bounds import deterministic_range
+
+    x = np.array([0.8, 0.0, 0.0, 0.0])
+    low, high = deterministic_range(x, 4)
+    assert low == high == x.sum() / 4

@@ -71,7 +71,9 @@ def deterministic_range(x: np.ndarray, population: int | None) -> tuple[float, f
     if population is None:
         return 0.0, 1.0
     n, total = len(x), float(x.sum())
-    return total / population, min(1.0, (total + population - n) / population)
+    # (population - n) first: with every value seen, total + population - n loses total's last
+    # bits ((0.8 + 4) - 4 = 0.7999999999999998) and the range would exclude the exact mean
+    return total / population, min(1.0, (total + (population - n)) / population)
 
 
 def _bets(x: np.ndarray, alpha: float) -> np.ndarray:
