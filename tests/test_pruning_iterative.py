@@ -11,7 +11,9 @@ import pytest
 from conftest import tiny_config
 from hsiseu.io import read_json, write_json
 from hsiseu.model import build_unet, complexity
+from hsiseu.pruning.groups import prunable_groups
 from hsiseu.pruning.iterative import assemble_pruned, prune_iteration
+from hsiseu.pruning.ratios import select_ratios
 from hsiseu.pruning.sensitivity import run_sensitivity
 from hsiseu.settings import model_kwargs
 from hsiseu.synthetic import generate_dataset
@@ -27,6 +29,8 @@ def setup(tmp_path_factory):
     cfg["data"]["root"] = str(root / "data")
     generate_dataset(cfg["data"]["root"], **cfg["data"]["synthetic"])
     cfg["pruning"]["flops_tolerance"] = 0.05
+    # The tiny model's narrowest layers have 4 channels: no floor, unless a test sets one.
+    cfg["pruning"]["acceptance"]["min_channels"] = 1
     model = build_unet(**model_kwargs(cfg, "sigmoid"))
     model.save(root / "original.keras")
     write_json(root / "original.json", {"params": complexity(model).params, **evaluate_splits(model, cfg)})
@@ -79,10 +83,15 @@ def test_iteration_writes_a_smaller_fine_tuned_model_and_its_record(setup, tmp_p
     pd.testing.assert_series_equal(layer_ratios.loc[merged.index, "ratio"], merged, check_names=False)
 
 
-def test_fail_policy_stops_on_a_model_below_the_floor(setup, tmp_path):
+def test_fail_policy_stops_with_a_message_naming_af_iteration_drops_and_keys(setup, tmp_path):
     cfg, root = setup
-    with pytest.raises(RuntimeError, match="acceptance"):
+    with pytest.raises(RuntimeError) as err:
         _iterate(cfg, root, tmp_path, policy="fail", min_global_iou=100.0)
+    message = str(err.value)
+    for part in ("pruning sigmoid, iteration 1", "global_iou drop", "weighted_iou drop",
+                 "pruning.acceptance.max_drop", "pruning.acceptance.policy", "pruning.ratios.sigmoid",
+                 "pruning.finetune.epochs.sigmoid", "pruning.acceptance.min_channels"):
+        assert part in message, (part, message)
     assert not (tmp_path / "model.keras").exists()
 
 
@@ -90,19 +99,83 @@ def test_warn_policy_keeps_the_failing_model_and_records_it(setup, tmp_path):
     cfg, root = setup
     summary = _iterate(cfg, root, tmp_path, policy="warn", min_global_iou=100.0)
     assert summary["outcome"] == "failed_warned" and not summary["acceptance"]["passed"]
+    assert summary["n_attempts"] == 1 and summary["target"] == summary["requested_target"]
     assert (tmp_path / "model.keras").exists()
 
 
-def test_backoff_lowers_the_target_until_the_model_passes(setup, tmp_path):
+def _flops_judged(monkeypatch, root, points_per_unit):
+    """Validation IoUs that drop by ``points_per_unit`` x the FLOPs reduction of the judged model:
+    a stub judge whose passing targets are known, on the real pruning and surgery."""
+    import hsiseu.training
+
+    real = hsiseu.training.evaluate_splits
+    reference = read_json(root / "original.json")
+    original_flops = complexity(keras.saving.load_model(root / "original.keras")).flops
+
+    def fake(model, config, *args, **kwargs):
+        reports = real(model, config, *args, **kwargs)
+        drop = points_per_unit * (1.0 - complexity(model).flops / original_flops)
+        for metric in ("global_iou", "weighted_iou"):
+            reports["validation"][metric] = reference["validation"][metric] - drop
+        return reports
+
+    monkeypatch.setattr(hsiseu.training, "evaluate_splits", fake)
+
+
+def _reached(cfg, root, target):
+    model = keras.saving.load_model(root / "original.keras")
+    sel = select_ratios(model, prunable_groups(model), pd.read_csv(root / "sens.csv"), target, tolerance=0.05)
+    return sel.reached
+
+
+@pytest.mark.parametrize("refine", [False, True])
+def test_backoff_keeps_the_largest_passing_target_within_its_attempts(setup, tmp_path, monkeypatch, refine):
     cfg, root = setup
-    # No drop at all is allowed: only targets whose pruned model does not lose validation
-    # Global/Weighted IoU pass, at the latest target 0 (the unpruned input model).
-    summary = _iterate(cfg, root, tmp_path, policy="backoff", max_drop=0.0, backoff_step=0.25)
-    targets = [a["target"] for a in summary["attempts"]]
-    first = cfg["pruning"]["ratios"]["sigmoid"][0]
-    assert targets == [max(0.0, round(first - 0.25 * i, 10)) for i in range(len(targets))]
-    assert all(not a["acceptance"]["passed"] for a in summary["attempts"][:-1])
-    assert summary["acceptance"]["passed"]
-    assert summary["outcome"] == ("passed" if len(targets) == 1 else "passed_after_backoff")
-    if summary["target"] == 0.0:
-        assert complexity(keras.saving.load_model(tmp_path / "model.keras")).flops == summary["flops_before"]
+    cfg = copy.deepcopy(cfg)
+    cfg["pruning"]["ratios"]["sigmoid"] = [0.6]  # then 0.3 and, refining, 0.45
+    low, high = _reached(cfg, root, 0.3), _reached(cfg, root, 0.45)
+    assert low < high <= _reached(cfg, root, 0.6)
+    # The drop grows with the FLOPs reduction so that exactly the reductions up to the midpoint of
+    # those of targets 0.3 and 0.45 pass: 0.6 fails, 0.3 passes, 0.45 fails.
+    _flops_judged(monkeypatch, root, 2.5 / (0.5 * (low + high)))
+    # (one fine-tuning epoch where the kept attempt is not the last: the costlier case)
+    epochs = 1 if refine else 0
+    summary = _iterate(cfg, root, tmp_path, epochs=epochs, policy="backoff", max_drop=2.5, backoff_step=0.05,
+                       max_attempts=3, backoff_refine=refine)
+    attempts = summary["attempts"]
+    assert [a["target"] for a in attempts] == ([0.6, 0.3, 0.45] if refine else [0.6, 0.3])
+    assert [a["passed"] for a in attempts] == ([False, True, False] if refine else [False, True])
+    assert summary["n_attempts"] == len(attempts) and summary["finetunes"] == epochs * len(attempts)
+    assert summary["requested_target"] == 0.6
+    # The kept model is the largest passing target's (attempt 2), not the last attempt's.
+    best = attempts[1]
+    assert summary["target"] == 0.3 and summary["reached"] == best["reached"] and summary["kept_attempt"] == 2
+    assert summary["outcome"] == "passed_after_backoff" and summary["acceptance"]["passed"]
+    assert complexity(keras.saving.load_model(tmp_path / "model.keras")).flops == best["flops_after"]
+    assert pd.read_csv(tmp_path / "ratios.csv")["removed"].sum() == best["removed_channels"]
+    if epochs:
+        history = pd.read_csv(tmp_path / "history.csv")  # every fine-tune's epochs, the kept one marked
+        assert list(history["attempt"]) == list(range(1, len(attempts) + 1))
+        assert list(history["kept"]) == [i == 2 for i in range(1, len(attempts) + 1)]
+
+
+def test_backoff_that_finds_no_passing_target_fails_after_max_attempts(setup, tmp_path, monkeypatch):
+    cfg, root = setup
+    _flops_judged(monkeypatch, root, 1000.0)  # every pruned model fails
+    with pytest.raises(RuntimeError) as err:
+        _iterate(cfg, root, tmp_path, policy="backoff", backoff_step=0.05, max_attempts=3)
+    message = str(err.value)
+    assert "in 3 attempts" in message and message.count("target 0.") == 3
+    assert "pruning.acceptance.max_attempts (3)" in message
+    assert not (tmp_path / "model.keras").exists()
+
+
+def test_channel_floor_holds_in_the_written_model(setup, tmp_path):
+    cfg, root = setup
+    summary = _iterate(cfg, root, tmp_path, policy="warn", min_channels=3)
+    slim = keras.saving.load_model(tmp_path / "model.keras")
+    original = keras.saving.load_model(root / "original.keras")
+    ratios = pd.read_csv(tmp_path / "ratios.csv")
+    for row in ratios.itertuples():
+        assert slim.get_layer(row.layer).filters >= min(3, original.get_layer(row.layer).filters)
+    assert summary["min_channels"] == 3 and summary["min_kept_channels"] >= 3

@@ -92,6 +92,22 @@ def test_ratio_search_prunes_insensitive_layers_more(tiny):
     assert ratios.drop(fragile).max() > 0
 
 
+@pytest.mark.parametrize("floor", [2, 3])
+def test_channel_floor_caps_every_layer_and_binds_where_the_curves_allow_more(tiny, floor):
+    cfg, model, groups, curves = tiny
+    flat = curves.copy()
+    flat["drop"] = 0.0  # nothing hurts: every layer may go to the largest analysed sparsity
+    free = select_ratios(model, groups, flat, 0.95, tolerance=1.0)
+    assert (free.table["kept"] < floor).any()  # without a floor some layer keeps fewer
+    sel = select_ratios(model, groups, flat, 0.95, tolerance=1.0, min_channels=floor)
+    assert (sel.table["kept"] >= np.minimum(floor, sel.table["channels"])).all()
+    assert sel.reached < free.reached and sel.min_channels == floor
+    slim = slim_model(model, groups, sel.removal)
+    assert min(slim.get_layer(g.producer).filters for g in groups) >= floor
+    with pytest.raises(ValueError, match="min_channels"):
+        select_ratios(model, groups, flat, 0.3, min_channels=0)
+
+
 def test_stale_sensitivity_file_is_refused(tiny):
     cfg, model, groups, curves = tiny
     stale = curves.copy()

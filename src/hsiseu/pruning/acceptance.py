@@ -4,7 +4,8 @@ Paper: "a maximum degradation of 1.5 points in both GIoU and WIoU has been accep
 remain above 90% and 80%". Drops are measured against the original (unpruned) model on one split
 (the config's ``pruning.acceptance.split``; validation by default, so that the test split plays no
 part in choosing the model). Policies: ``fail`` stops the workflow, ``warn`` keeps the model and
-records the failure, ``backoff`` retries the iteration at a smaller FLOPs target.
+records the failure, ``backoff`` searches the largest FLOPs target whose model passes
+(:mod:`hsiseu.pruning.search`) and stops the workflow if none does.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["POLICIES", "describe", "judge"]
+__all__ = ["POLICIES", "describe", "judge", "margin"]
 
 POLICIES = ("fail", "warn", "backoff")
 _METRICS = {"global_iou": "min_global_iou", "weighted_iou": "min_weighted_iou"}
@@ -62,3 +63,14 @@ def describe(verdict: Mapping[str, Any]) -> str:
             f"{'ok' if c['passed'] else 'FAIL'})"
         )
     return f"{verdict['split']}: " + "; ".join(parts)
+
+
+def margin(verdict: Mapping[str, Any]) -> float:
+    """Points by which the verdict's tightest check passes (> 0) or fails (< 0): the smallest of
+    ``max_drop - drop`` and ``value - floor`` over the metrics."""
+    slack = []
+    for c in verdict["checks"].values():
+        slack.append(c["max_drop"] - c["drop"])
+        if c["floor"] is not None:
+            slack.append(c["value"] - c["floor"])
+    return float(min(slack))
