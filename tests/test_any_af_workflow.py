@@ -23,6 +23,7 @@ def any_af_run(tmp_path_factory):
     dest = copy_workflow(tmp_path_factory.mktemp("any_af") / "wf")
     cfg = tiny_config()
     cfg["afs"] = AFS
+    cfg["replicates"] = 1  # the AFs are the point here; the shared tiny run covers replicates
     cfg["training"]["epochs"] = {"relu": 5, "default": 2}
     cfg["pruning"]["ratios"] = {"default": [0.5]}
     cfg["pruning"]["finetune"]["epochs"] = {"default": 1}

@@ -42,6 +42,7 @@ def dvc_config() -> dict:
     CI's time is better spent elsewhere than on two more chains."""
     cfg = tiny_config()
     cfg["afs"] = ["relu"]
+    cfg["replicates"] = [0]  # a list: dvc.yaml's matrix reads it (the shared tiny run covers replicates)
     return cfg
 
 
@@ -71,14 +72,14 @@ def repro(tmp_path_factory):
 def test_first_repro_runs_every_stage_and_makes_every_figure_and_table(repro):
     repo, first = repro
     stages = ran_stages(first)
-    afs = dvc_config()["afs"]
-    expected = {"data", "report"} | {f"{s}@{af}" for s in ("train", "prune", "quantize") for af in afs}
-    expected |= {f"faults@{af}-{st}" for af in afs for st in ("original", "pruned", "quantized")}
+    afs, reps = dvc_config()["afs"], dvc_config()["replicates"]
+    expected = {"data", "report"} | {f"{s}@{af}-{r}" for s in ("train", "prune", "quantize") for af in afs for r in reps}
+    expected |= {f"faults@{af}-{r}-{st}" for af in afs for r in reps for st in ("original", "pruned", "quantized")}
     assert expected <= stages, sorted(expected - stages)
     figures = sorted(p.name for p in (repo / "reports" / "figures").glob("*.png"))
     assert [f[:4] for f in figures] == ["fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8"]
     tables = sorted(p.name for p in (repo / "reports" / "tables").glob("*.md"))
-    assert [t[:6] for t in tables] == ["table1", "table2", "table3", "table4"]
+    assert [t[:6] for t in tables] == ["findin", "table1", "table2", "table3", "table4"]
 
 
 def test_second_repro_does_nothing(repro):
@@ -101,7 +102,9 @@ def test_html_report_holds_every_figure_and_table(repro):
         assert f"fig{n}_" in html
     for n in range(1, 5):
         assert f"table{n}_" in html
-    assert "config_used.yaml" in html
+    assert "config_used.yaml" in html and "findings.csv" in html
+    # the landing page and captions render: no reStructuredText error box
+    assert "System Message" not in html
 
 
 def test_push_stores_models_and_results_in_a_local_remote(repro, tmp_path):
@@ -118,4 +121,4 @@ def test_exp_run_with_a_changed_parameter_reruns_only_what_depends_on_it(repro):
     out = dvc(repo, "exp", "run", "-S", "config/config.yaml:quantization.representative_samples=2")
     # quantization and what follows it re-run; the data, the training, the pruning and the float
     # models' campaigns do not (a late stage, so that the test stays short)
-    assert ran_stages(out) == {"quantize@relu", "faults@relu-quantized", "report"}, out[-3000:]
+    assert ran_stages(out) == {"quantize@relu-0", "faults@relu-0-quantized", "report"}, out[-3000:]

@@ -109,6 +109,7 @@ def _jobs_in(workdir: Path) -> list[dict[str, str]]:
 def test_tiny_workflow_runs_as_slurm_jobs_with_the_profiles_resources(slurm, workflow_copy):
     cfg = tiny_config()
     cfg["afs"] = ["relu"]  # one training job shows the resources; three cost CI a minute
+    cfg["replicates"] = 1
     write_config(workflow_copy, cfg)
     try:
         proc = run_snakemake(
