@@ -7,12 +7,14 @@ model, the first only with more models. So the split says where a run's time sho
 models differ more than their fault samples do, fewer faults per model and more replicates give
 a tighter answer for the same cost.
 
-The components are estimated per model-level statistic from ``fault_error_rates.json``
-(:func:`hsiseu.reporting.summary.fault_summary`): the within-model variance of a replicate is
-its stratified interval's half-width over the normal quantile, squared; the between-model
-variance is the replicates' sample variance minus the mean within variance (the usual
-method-of-moments split of a two-stage sample; floored at 0, where the replicates agree more
-closely than their fault samples could show).
+The components are estimated per model-level statistic from the replicates' ``cells.csv``: the
+within-model variance of a replicate is the stratified estimator's sampling variance from each
+cell's *sample* standard deviation, sum w_c^2 s_c^2 / n_c (1 - n_c / N_c) / (sum w_c)^2 (cells as
+strata, the weights of :mod:`hsiseu.faults.stats.aggregate`); the between-model variance is the
+replicates' sample variance minus the mean within variance (the method-of-moments split of a
+two-stage sample; floored at 0). Not the reported intervals' half-widths: those rest on a
+variance *bound* (p* (1 - p*), guaranteed but far above the sample variance of the skewed,
+mostly-zero outcomes), which would make every replicate look noisier than it is.
 """
 
 from __future__ import annotations
@@ -20,44 +22,64 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Sequence
-from statistics import NormalDist
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from hsiseu.io import read_json
+from hsiseu.faults.stats.aggregate import STATISTICS
 from hsiseu.reporting.summary import MODEL_STATISTICS
 
-__all__ = ["estimates_from_summary", "variance_components", "main"]
+__all__ = ["cells_paths", "estimates_from_cells", "variance_components", "main"]
 
 
-def estimates_from_summary(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Long table (af, stage, statistic, rep, mean, low, high) from ``fault_error_rates.json``."""
+def _within_variance(cells: pd.DataFrame, statistic: str) -> float:
+    """Sampling variance (points^2) of ``statistic`` of one model, cells as strata."""
+    n = cells["n"].to_numpy(dtype=np.float64)
+    big_n = cells["population"].to_numpy(dtype=np.float64)
+    sd = np.nan_to_num(cells["error_rate_std"].to_numpy(dtype=np.float64))
+    if statistic == "set_mean":
+        bits = cells.groupby("set")["bit"].transform("size").to_numpy(dtype=np.float64)
+        w = 1.0 / bits
+    elif statistic == "network_rate":
+        w = big_n.copy()
+    else:
+        raise ValueError(f"no within-model variance for {statistic!r}: one of {MODEL_STATISTICS}")
+    fpc = np.clip(1.0 - n / big_n, 0.0, 1.0)
+    return float(np.sum(w**2 * sd**2 / n * fpc) / np.sum(w) ** 2)
+
+
+def estimates_from_cells(paths: Mapping[tuple[str, int, str], str | os.PathLike[str]]) -> pd.DataFrame:
+    """Long table (af, stage, statistic, rep, mean, within_var) from each model's cells.csv."""
     rows = []
-    for af, reps in read_json(path).items():
-        for rep, stages in reps.items():
-            if not str(rep).startswith("rep"):
-                raise ValueError(f"{path}: {af} has no replicates ({rep!r}): components need the (af, rep, stage) form")
-            for stage, record in stages.items():
-                for name in MODEL_STATISTICS:
-                    rows.append({"af": af, "stage": stage, "statistic": name, "rep": int(str(rep)[3:]),
-                                 "mean": record[name], "low": record[f"{name}_low"], "high": record[f"{name}_high"]})
+    for (af, rep, stage), path in paths.items():
+        cells = pd.read_csv(path)
+        for name in MODEL_STATISTICS:
+            rows.append({"af": af, "stage": stage, "statistic": name, "rep": int(rep),
+                         "mean": float(STATISTICS[name].function(cells)["mean"]),
+                         "within_var": _within_variance(cells, name)})
     return pd.DataFrame(rows)
 
 
-def variance_components(estimates: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per (af, stage, statistic): R, the mean over replicates, the between-model and the
-    within-model standard deviation (points) and the within share of one replicate's variance.
+def cells_paths(results: str | os.PathLike[str]) -> dict[tuple[str, int, str], Path]:
+    """``{(af, rep, stage): cells.csv}`` of a run's ``results/`` folder."""
+    found = {}
+    for path in sorted(Path(results).glob("*/rep*/*/faults/cells.csv")):
+        stage, rep, af = path.parts[-3], path.parts[-4], path.parts[-5]
+        found[(af, int(rep[3:]), stage)] = path
+    if not found:
+        raise ValueError(f"{results}: no */rep*/*/faults/cells.csv (run the pipeline first)")
+    return found
 
-    ``confidence`` is the level of the replicates' own intervals (``faults.sampling.confidence``),
-    which turns a half-width back into a standard error."""
-    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+
+def variance_components(estimates: pd.DataFrame) -> pd.DataFrame:
+    """Per (af, stage, statistic): R, the mean over replicates, the between-model and the
+    within-model standard deviation (points) and the within share of one replicate's variance."""
     rows = []
     for (af, stage, name), group in estimates.groupby(["af", "stage", "statistic"], sort=False):
         mean = group["mean"].to_numpy(dtype=np.float64)
-        half = np.maximum(group["high"] - group["mean"], group["mean"] - group["low"]).to_numpy(dtype=np.float64)
-        within = float(np.mean((half / z) ** 2))
+        within = float(group["within_var"].mean())
         total = float(mean.var(ddof=1)) if len(mean) > 1 else math.nan
         between = max(total - within, 0.0) if not math.isnan(total) else math.nan
         rows.append({"af": af, "stage": stage, "statistic": name, "replicates": len(mean),
@@ -72,16 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hsiseu findings-variance",
         description="Split each model-level error rate's variance over replicates into the between-model and the "
-                    "within-model (fault sampling) part, from a run's reports/metrics/fault_error_rates.json.")
-    parser.add_argument("summary", nargs="?", default="reports/metrics/fault_error_rates.json",
-                        help="fault_error_rates.json of a run with replicates (default: %(default)s)")
-    parser.add_argument("--confidence", type=float, default=0.95,
-                        help="level of the models' own intervals, faults.sampling.confidence (default 0.95)")
+                    "within-model (fault sampling) part, from a run's results/<af>/rep<r>/<stage>/faults/cells.csv.")
+    parser.add_argument("results", nargs="?", default="results", help="the run's results folder (default: %(default)s)")
     parser.add_argument("--csv", help="also write the table to this CSV file")
     args = parser.parse_args(argv)
-    if not os.path.exists(args.summary):
-        parser.error(f"{args.summary} does not exist: run the pipeline first (snakemake reports/metrics/fault_error_rates.json)")
-    table = variance_components(estimates_from_summary(args.summary), args.confidence)
+    try:
+        paths = cells_paths(args.results)
+    except ValueError as err:
+        parser.error(str(err))
+    table = variance_components(estimates_from_cells(paths))
     with pd.option_context("display.width", 160, "display.max_rows", 200):
         print(table.round(4).to_string(index=False))
     print(f"\nmedian within share: {table['within_share'].median():.3f} (below ~0.2: the models differ more than their "
