@@ -67,7 +67,7 @@ agree exactly)."""
                 sd = float(ok.std(ddof=1)) if len(ok) > 1 else np.nan
                 csv[col].append(mean)
                 csv[f"{col} sd"].append(sd)
-                md[col].append("–" if np.isnan(mean) else format(mean, floatfmt) if np.isnan(sd) or sd == 0
+                md[col].append("–" if np.isnan(mean) else format(mean, floatfmt) if np.isnan(sd) or sd <= 1e-9 * max(1.0, abs(mean))
                                else f"{mean:{floatfmt}} ± {sd:{floatfmt}}")
             else:
                 distinct = list(dict.fromkeys(str(v) for v in values))
