@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -14,7 +16,8 @@ def test_table3_and_table4_are_built_from_trained_pruned_quantized_models(tiny_r
     assert cfg["quantization"]["recovery"]["min_drop"] < 0  # recovery forced on in the tiny config
 
     table3 = pd.read_csv(workflow_copy / "reports/tables/table3_iou_int8.csv", index_col=0)
-    assert list(table3.columns) == ["ReLU", "Sigmoid", "Hard Sigmoid"]
+    means = [c for c in table3.columns if not re.search(r" (sd|rep\d+)$", c)]  # beside: sd and rep<r> columns
+    assert means == ["ReLU", "Sigmoid", "Hard Sigmoid"]
     assert {"Road", "Global", "Weighted", "Agreement with float"} <= set(table3.index)
     for af in cfg["afs"]:
         m = read_json(workflow_copy / f"results/{af}/rep0/quantized/metrics.json")
@@ -34,7 +37,6 @@ def test_table3_and_table4_are_built_from_trained_pruned_quantized_models(tiny_r
 
     # Another kernel choice redoes every int8 result, and nothing of the float models.
     import copy
-    import re
 
     from conftest import run_snakemake, write_config
 

@@ -10,15 +10,21 @@ from hsiseu.io import read_json
 pytestmark = pytest.mark.slow
 
 
-def test_real_run_produces_table1_with_classes_as_rows_and_afs_as_columns(tiny_run):
+def test_real_run_produces_table1_with_classes_as_rows_and_afs_as_columns_over_replicates(tiny_run):
     wf, cfg = tiny_run
     table = pd.read_csv(wf / "reports/tables/table1_iou_float.csv", index_col=0)
-    assert list(table.columns) == ["ReLU", "Sigmoid", "Hard Sigmoid"]
+    reps = range(cfg["replicates"])
+    labels = ["ReLU", "Sigmoid", "Hard Sigmoid"]
+    assert list(table.columns) == [c for label in labels for c in (label, f"{label} sd", *(f"{label} rep{r}" for r in reps))]
     assert list(table.index) == ["Road", "Marks", "Vegetation", "Sky", "Others", "Global", "Weighted"]
-    for af, col in zip(cfg["afs"], table.columns):
-        metrics = read_json(wf / f"results/{af}/rep0/original/metrics.json")
-        assert table.loc["Global", col] == pytest.approx(metrics["test"]["global_iou"], abs=0.005)
-        assert (wf / f"logs/train/{af}.log").read_text().count("val GIoU") == cfg["training"]["epochs"][af]
+    for af, col in zip(cfg["afs"], labels):
+        per_rep = [read_json(wf / f"results/{af}/rep{r}/original/metrics.json")["test"]["global_iou"] for r in reps]
+        for r, value in zip(reps, per_rep):
+            assert table.loc["Global", f"{col} rep{r}"] == pytest.approx(value, abs=0.005)
+        assert table.loc["Global", col] == pytest.approx(sum(per_rep) / len(per_rep), abs=0.005)
+        for r in reps:
+            log = (wf / f"logs/train/{af}/rep{r}.log").read_text()
+            assert log.count("val GIoU") == cfg["training"]["epochs"][af]
     assert "| Road |" in (wf / "reports/tables/table1_iou_float.md").read_text()
 
 
@@ -35,4 +41,6 @@ def test_metrics_summary_lists_every_model(tiny_run):
     iou = read_json(wf / "reports/metrics/iou.json")
     faults = read_json(wf / "reports/metrics/fault_error_rates.json")
     for af in cfg["afs"]:
-        assert set(iou[af]) == set(faults[af]) == {"original", "pruned", "quantized"}
+        assert set(iou[af]) == set(faults[af]) == {f"rep{r}" for r in range(cfg["replicates"])}
+        for rep in iou[af]:
+            assert set(iou[af][rep]) == set(faults[af][rep]) == {"original", "pruned", "quantized"}
