@@ -104,12 +104,16 @@ class BestOnValidation(keras.callbacks.Callback):
         self.rows: list[dict[str, float]] = []
         self._t0 = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs if logs is not None else {}
+    def validate(self, epoch: int, logs: dict) -> dict[str, float]:
+        """Add the validation Global / Weighted IoU (%) to ``logs``; the epoch's history row."""
         cm = confusion_over(keras_predictor(self.model), self.val_ds, self.n_classes)
         logs["val_global_iou"] = 100.0 * global_iou(cm)
         logs["val_weighted_iou"] = 100.0 * weighted_iou(cm)
-        row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
+        return {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        row = self.validate(epoch, logs)
         row["seconds"] = time.perf_counter() - self._t0
         self.rows.append(row)
         value = float(logs[self.monitor])

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hsiseu.pruning.acceptance import judge, margin
+from hsiseu.training import BestOnValidation
 
 __all__ = ["AcceptanceCheckpoint", "epoch_key", "finetune"]
 
@@ -45,37 +46,22 @@ def epoch_key(
     return (0, margin(verdict))
 
 
-class AcceptanceCheckpoint(keras.callbacks.Callback):
+class AcceptanceCheckpoint(BestOnValidation):
     """Validation IoUs each epoch; keeps the weights of the best epoch by :func:`epoch_key`."""
 
     def __init__(self, val_ds, n_classes: int, monitor: str, reference=None, acceptance=None):
-        super().__init__()
-        from hsiseu.training import MONITORS
-
-        self.val_ds = val_ds
-        self.n_classes = n_classes
-        self.monitor = monitor
-        self.mode = MONITORS[monitor]
+        super().__init__(val_ds, n_classes, monitor)
         self.reference = reference
         self.acceptance = acceptance
         self.best_key: tuple | None = None
-        self.best_epoch = -1
-        self.best_weights: list[np.ndarray] | None = None
         self.rows: list[dict[str, Any]] = []
-        self._t0 = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        from hsiseu.evaluation import confusion_over, keras_predictor
-        from hsiseu.metrics import global_iou, weighted_iou
-
         logs = logs if logs is not None else {}
-        cm = confusion_over(keras_predictor(self.model), self.val_ds, self.n_classes)
-        logs["val_global_iou"] = 100.0 * global_iou(cm)
-        logs["val_weighted_iou"] = 100.0 * weighted_iou(cm)
+        row = self.validate(epoch, logs)
         ious = {"global_iou": logs["val_global_iou"], "weighted_iou": logs["val_weighted_iou"]}
         monitored = float(logs[self.monitor])
         key = epoch_key(ious, monitored, self.mode, self.reference, self.acceptance)
-        row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
         if len(key) == 2:
             row["passes_acceptance"] = bool(key[0])
         row["seconds"] = time.perf_counter() - self._t0
