@@ -40,7 +40,7 @@ def _leaf_set(keys, config) -> set[str]:
 def test_every_rule_with_a_config_reads_its_own_row():
     rows = _params_rows()
     assert {"train", "prune_sensitivity", "prune_iteration", "prune", "quantize", "throughput",
-            "fault_list", "fault_shard", "fault_merge"} == set(rows)
+            "fault_list", "fault_shard", "fault_merge", "fault_campaign"} == set(rows)
     assert all(rule == row for rule, row in rows.items()), rows
     assert set(READS) == set(rows)
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import config_leaves, load_config
 from hsiseu.settings import PER_AF_KEYS, lookup
-from hsiseu.stage_keys import READS, dvc_keys, job_config
+from hsiseu.stage_keys import READS, STAGES, dvc_keys, job_config
 
 
 def test_a_job_gets_its_own_afs_entries_and_the_first_k_ratios():
@@ -96,3 +96,24 @@ def test_bad_replicates_name_the_key(value):
 
     with pytest.raises(ValueError, match="replicates"):
         replicates({"replicates": value})
+
+
+def test_a_campaign_job_gets_its_stages_error_margin_and_a_single_number_serves_every_stage():
+    config = load_config()
+    config["faults"]["sampling"]["error_margin"] = {"original": 0.3, "pruned": 0.4, "quantized": 0.5}
+    for rule in ("fault_list", "fault_shard", "fault_merge", "fault_campaign"):
+        got = {stage: job_config(config, rule, af="relu", stage=stage, rep=1)["faults"]["sampling"]["error_margin"]
+               for stage in STAGES}
+        assert got == {"original": 0.3, "pruned": 0.4, "quantized": 0.5}, rule
+    # the caller's config is left as it was
+    assert config["faults"]["sampling"]["error_margin"]["pruned"] == 0.4
+    config["faults"]["sampling"]["error_margin"] = 0.2
+    assert {job_config(config, "fault_list", af="relu", stage=s)["faults"]["sampling"]["error_margin"]
+            for s in STAGES} == {0.2}
+
+
+def test_a_per_stage_margin_without_the_jobs_stage_is_an_error_naming_the_key():
+    config = load_config()
+    config["faults"]["sampling"]["error_margin"] = {"original": 0.3}
+    with pytest.raises(ValueError, match=r"faults\.sampling\.error_margin.*'pruned'"):
+        job_config(config, "fault_list", af="relu", stage="pruned")

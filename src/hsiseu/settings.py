@@ -13,6 +13,10 @@ from hsiseu.activations import check_afs
 #: Dotted config keys holding one entry per AF, or a ``default`` entry for AFs not listed.
 PER_AF_KEYS: tuple[str, ...] = ("training.epochs", "pruning.ratios", "pruning.finetune.epochs")
 
+#: Dotted config keys holding one value for every model stage, or one entry per stage
+#: (``original``, ``pruned``, ``quantized``).
+PER_STAGE_KEYS: tuple[str, ...] = ("faults.sampling.error_margin",)
+
 
 def lookup(config: Mapping[str, Any], dotted: str) -> Any:
     """The value at a dotted key path, e.g. ``training.epochs``."""
@@ -31,6 +35,38 @@ def per_af(config: Mapping[str, Any], dotted: str, af: str) -> Any:
     if "default" in entries:
         return entries["default"]
     raise ValueError(f"{dotted} has no entry for {af!r} and no 'default' entry")
+
+
+def per_stage(config: Mapping[str, Any], dotted: str, stage: str) -> Any:
+    """``stage``'s value of the per-stage key ``dotted`` (one of :data:`PER_STAGE_KEYS`).
+
+    Why per stage: how many faults a model needs depends on how much the models of a stage
+    differ between replicates against how much one model's fault sample moves its rate
+    (docs/statistics.md, "How many faults a model needs"), and that ratio differs by stage."""
+    value = lookup(config, dotted)
+    if not isinstance(value, Mapping):
+        return value
+    if stage not in value:
+        raise ValueError(f"{dotted} has no entry for stage {stage!r}")
+    return value[stage]
+
+
+def stage_config(config: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """``config`` with every per-stage key present in it resolved to ``stage``'s value (copies
+    the dicts on the way, never the caller's)."""
+    out = dict(config)
+    for dotted in PER_STAGE_KEYS:
+        *parents, leaf = dotted.split(".")
+        node: Any = out
+        try:
+            for part in parents:
+                node[part] = dict(node[part])
+                node = node[part]
+        except (KeyError, TypeError):
+            continue
+        if leaf in node:
+            node[leaf] = per_stage(config, dotted, stage)
+    return out
 
 
 def replicates(config: Mapping[str, Any]) -> list[int]:

@@ -9,7 +9,8 @@ checks that every ``dvc.yaml`` stage lists :func:`dvc_keys` of its rules, and no
 Key syntax: dotted paths into the config; ``{af}`` is the job's AF, resolved through
 :func:`hsiseu.settings.per_af` (its own entry or ``default``); a trailing ``[:k]`` keeps the
 first ``k`` entries (pruning iteration ``k`` reads the ratios up to its own); a ``quantized:``
-prefix marks a key read only by the int8 stage's jobs.
+prefix marks a key read only by the int8 stage's jobs. A job of a model stage gets the per-stage
+keys (:data:`hsiseu.settings.PER_STAGE_KEYS`) resolved to its stage's value.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hsiseu.settings import PER_AF_KEYS, lookup, per_af, replicate_config
+from hsiseu.settings import PER_AF_KEYS, lookup, per_af, replicate_config, stage_config
 
 __all__ = ["READS", "STAGES", "dvc_keys", "job_config"]
 
@@ -57,6 +58,8 @@ READS: dict[str, tuple[str, ...]] = {
     # kernels, which define the int8 model's outcomes
     "fault_shard": (*_FAULT_LIST, "faults.test_images", "faults.image_chunk", "quantized:quantization.kernels"),
 }
+#: faults.shards = 1: the three campaign steps in one job, which reads what they read
+READS["fault_campaign"] = READS["fault_shard"]
 
 
 def _parse(key: str) -> tuple[str | None, str, bool]:
@@ -73,7 +76,7 @@ def job_config(
 ) -> dict[str, Any]:
     """The part of ``config`` that ``rule``'s job for (af, stage, k) of replicate ``rep`` reads,
     nested as in the config (the replicate's seeds in place of the config's:
-    :func:`hsiseu.settings.replicate_config`)."""
+    :func:`hsiseu.settings.replicate_config`; the stage's value of a per-stage key)."""
     if rep is not None:
         config = replicate_config(config, rep)
     out: dict[str, Any] = {}
@@ -93,7 +96,7 @@ def job_config(
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
-    return out
+    return stage_config(out, stage) if stage is not None else out
 
 
 def dvc_keys(rule: str) -> list[str]:

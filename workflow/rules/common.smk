@@ -2,7 +2,7 @@
 from snakemake.exceptions import WorkflowError
 
 from hsiseu.findings.table import findings_settings
-from hsiseu.settings import check_config, data_kwargs, heatmap_af, per_af as af_value, replicates
+from hsiseu.settings import check_config, data_kwargs, heatmap_af, per_af as af_value, per_stage, replicates
 from hsiseu.stage_keys import job_config
 
 try:
@@ -31,6 +31,11 @@ def reads(rule):
         k=int(wildcards.k) if "k" in wildcards.keys() else None,
         rep=int(wildcards.rep) if "rep" in wildcards.keys() else None,
     )
+
+
+def stage_margin(stage):
+    """The fault-sampling margin e of ``stage``'s campaigns (a per-stage key), for captions."""
+    return per_stage(config, "faults.sampling.error_margin", stage)
 
 
 def dataset_root(path):

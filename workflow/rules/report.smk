@@ -139,7 +139,7 @@ rule fig2_bitflip_heatmap:
         ),
     params:
         bits=config["faults"]["heatmap_bits"],
-        margin=config["faults"]["sampling"]["error_margin"],
+        margin=lambda wildcards: stage_margin(wildcards.stage),
     log:
         "logs/report/fig2_{af}_{stage}.log",
     conda:
@@ -162,6 +162,7 @@ rule fig_mean_bitflip_error:
         # the int8 models' kernels name them in Fig. 8's title; None for the float stages
         kernels=lambda wildcards: config["quantization"]["kernels"] if wildcards.stage == "quantized" else None,
         confidence=findings_settings(config)["confidence"],
+        margin=lambda wildcards: stage_margin(wildcards.stage),  # quoted by the caption
     log:
         "logs/report/fig{num}_{stage}.log",
     wildcard_constraints:
@@ -205,7 +206,7 @@ rule fig7_int8_bitflip_heatmap:
         ),
     params:
         kernels=config["quantization"]["kernels"],
-        margin=config["faults"]["sampling"]["error_margin"],
+        margin=stage_margin("quantized"),
     log:
         "logs/report/fig7_{af}.log",
     conda:

@@ -20,7 +20,7 @@ from hsiseu.faults.registry import open_backend
 
 log = logging.getLogger(__name__)
 
-__all__ = ["test_data", "backend_for", "fault_list", "shard", "merge"]
+__all__ = ["test_data", "backend_for", "fault_list", "shard", "merge", "whole_campaign"]
 
 
 def test_data(config: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -77,3 +77,15 @@ def merge(config: Mapping[str, Any], shards: Sequence[str], *, faults_path: str,
     campaign.merge_shards(shards, faults_path=faults_path, sets_path=sets_path, out_outcomes=out_outcomes,
                           out_cells=out_cells, sampling=f["sampling"], bits=f.get("bits"),
                           out_faults_run=out_faults_run)
+
+
+def whole_campaign(config: Mapping[str, Any], stage: str, model_path: str | os.PathLike[str], *,
+                   out_faults: str, out_sets: str, out_shard: str, out_outcomes: str, out_cells: str,
+                   out_faults_run: str, threads: int | None = None) -> None:
+    """List, run as the one shard and merge in one process: with ``faults.shards: 1`` the three
+    steps' separate jobs cost three interpreter and TensorFlow start-ups per campaign, more than
+    a small model's list and merge themselves. Same files, same bytes as the three jobs."""
+    fault_list(config, stage, model_path, out_faults=out_faults, out_sets=out_sets, threads=threads)
+    shard(config, stage, model_path, faults_path=out_faults, shard=0, n_shards=1, out=out_shard, threads=threads)
+    merge(config, [out_shard], faults_path=out_faults, sets_path=out_sets, out_outcomes=out_outcomes,
+          out_cells=out_cells, out_faults_run=out_faults_run)
