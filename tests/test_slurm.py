@@ -134,17 +134,18 @@ def test_tiny_workflow_runs_as_slurm_jobs_with_the_profiles_resources(slurm, wor
 
     jobs = _jobs_in(workflow_copy)
     print("\n".join("|".join(job.values()) for job in jobs))
+    # the plugin's comment: rule_<rule>[_wildcards_<values joined by _>]; train's are af, rep
     by_rule = {job["comment"]: job for job in jobs}
     assert sorted(by_rule) == [
         "rule_data_summary",
         "rule_synthetic_data",
         "rule_table1",
-        "rule_train_wildcards_relu",
+        "rule_train_wildcards_relu_0",
     ], "every job of the DAG ran as its own SLURM job"
     assert {job["state"] for job in jobs} == {"COMPLETED"}
     # The profile's per-rule resources reached sbatch. profiles/default (cores: 2) still applies,
     # so the profile's 8 training threads are capped to 2, which fits the 2-CPU test node.
-    train = by_rule["rule_train_wildcards_relu"]
+    train = by_rule["rule_train_wildcards_relu_0"]
     assert (train["cpus"], train["memory"], train["time_limit"]) == ("2", "16000M", "2-00:00:00")
     table = by_rule["rule_table1"]
     assert (table["cpus"], table["memory"], table["time_limit"]) == ("1", "2000M", "15:00")
