@@ -22,13 +22,14 @@ from conftest import REPO  # noqa: E402
 from test_faults_engines import residual_classifier  # noqa: E402
 
 #: the command line's default method (leveugle), spelled out for the API (whose default is adaptive)
-SETTINGS = {"method": "leveugle", "error_margin": 0.3, "bits": [31, 30, 22], "seed": 3}
+#: one worker (in this process) unless a test is about workers
+SETTINGS = {"method": "leveugle", "error_margin": 0.3, "bits": [31, 30, 22], "seed": 3, "workers": 1}
 
 
 def cli_args(model, x, y, out):
     return ["faults-campaign", "--model", str(model), "--images", str(x), "--labels", str(y), "--out", str(out),
             "--error-margin", "0.3", "--bits", "31", "30", "22", "--seed", "3",
-            "--checkpoint-faults", "64", "--threads", "1"]
+            "--checkpoint-faults", "64", "--threads", "1", "--workers", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +92,34 @@ def test_run_on_tflite_bytes_equals_the_file(tmp_path):
     content = quantize_int8(tiny_unet("relu"), CALIB)
     (tmp_path / "m.tflite").write_bytes(content)
     kwargs = dict(fixed_n=2, method="fixed", bits=[7, 31], seed=0, progress=False)
-    from_bytes = hsiseu.faults.run(content, X, **kwargs)
-    from_file = hsiseu.faults.run(tmp_path / "m.tflite", X, **kwargs)
+    from_bytes = hsiseu.faults.run(content, X, workers=1, **kwargs)
+    from_file = hsiseu.faults.run(tmp_path / "m.tflite", X, workers=1, **kwargs)
     assert set(from_bytes.parameter_sets["dtype"]) == {"int8", "int32"}
     pd.testing.assert_frame_equal(from_bytes.outcomes, from_file.outcomes)
     assert from_bytes.outcomes["changed"].any()
+    # two worker processes, the bytes handed over as a file: the same outcomes and cells
+    two = hsiseu.faults.run(content, X, workers=2, **kwargs)
+    pd.testing.assert_frame_equal(two.outcomes, from_bytes.outcomes)
+    pd.testing.assert_frame_equal(two.cells, from_bytes.cells)
+
+
+def test_two_workers_write_one_workers_files_byte_for_byte_and_resume(classifier, tmp_path):
+    d, model, x, y = classifier
+    out = tmp_path / "two"
+    settings = {**SETTINGS, "method": "adaptive", "workers": 2}
+    one = hsiseu.faults.run(model, x, y, out=tmp_path / "one", checkpoint_faults=16, progress=False,
+                            **{**settings, "workers": 1})
+    two = hsiseu.faults.run(model, x, y, out=out, checkpoint_faults=16, progress=False, **settings)
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["0-of-2.csv", "1-of-2.csv"]
+    for name in ("parameter_sets.csv", "fault_list.csv", "faults_run.csv", "outcomes.csv", "cells.csv"):
+        assert (out / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+    assert len(two.outcomes) == len(one.outcomes) and two.outcomes["changed"].any()
+    # a second call finds both shards done
+    (out / "outcomes.csv").unlink()
+    again = hsiseu.faults.run(model, x, y, out=out, checkpoint_faults=16, progress=False, **settings)
+    pd.testing.assert_frame_equal(again.outcomes, two.outcomes)
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        hsiseu.faults.run(model, x, y, progress=False, **{**settings, "workers": 0})
 
 
 def test_adaptive_campaign_with_an_enumerated_cell_of_nonzero_outcomes(classifier):

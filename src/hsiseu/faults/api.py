@@ -175,7 +175,7 @@ def run(model: ModelLike, images: Any, labels: Any = None, *, error_margin: floa
         out: str | os.PathLike[str] | None = None, progress: bool = True, engine: str = "fast",
         kernels: str = "xnnpack", memory_mb: float = 32, image_chunk: int | None = None,
         include_bn_moving_stats: bool = False, include_int8_constants: bool = False,
-        checkpoint_faults: int = 512, threads: int | None = None) -> CampaignResult:
+        checkpoint_faults: int = 512, threads: int | None = None, workers: int | None = None) -> CampaignResult:
     """Run a statistical single-bit-flip campaign over ``model``'s parameters on ``images``.
 
     Model and data:
@@ -204,11 +204,18 @@ def run(model: ModelLike, images: Any, labels: Any = None, *, error_margin: floa
             naive loop; identical outcomes). kernels: LiteRT kernels of a ``.tflite`` model
             (``xnnpack``, LiteRT's default, or ``builtin``). memory_mb / image_chunk: batch
             budget and images per call of the float engine. threads: TensorFlow's intra-op
-            threads (only before TensorFlow has run its first op).
+            threads of a one-worker run (only before TensorFlow has run its first op).
+        workers: processes running the campaign's shards, one thread each (default: the cores
+            this process may use; 1 = in this process). The outcomes do not depend on it.
 
     Returns a :class:`CampaignResult`.
     """
     x, y = check_arrays(images, labels)
+    from hsiseu.faults.workers import available_cores
+
+    workers = available_cores() if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     if _is_keras(model):
         import keras
 
@@ -233,16 +240,60 @@ def run(model: ModelLike, images: Any, labels: Any = None, *, error_margin: floa
                 "include_int8_constants": include_int8_constants}
     if not _is_keras(model):
         settings["kernels"] = kernels
+    pool = _Pool(model, x, labels_, options, workers)
     if out is None:
         with tempfile.TemporaryDirectory(prefix="hsiseu-faults-") as tmp:
-            result = _campaign(backend, Path(tmp), labels_, settings, checkpoint_faults, progress)
+            result = _campaign(backend, Path(tmp), labels_, settings, checkpoint_faults, progress, pool)
         return replace(result, out=None)
-    return _campaign(backend, Path(out), labels_, settings, checkpoint_faults, progress)
+    return _campaign(backend, Path(out), labels_, settings, checkpoint_faults, progress, pool)
+
+
+@dataclass
+class _Pool:
+    """What the worker processes need: the model as a file, the arrays, the engine options."""
+
+    model: ModelLike
+    images: np.ndarray
+    labels: np.ndarray
+    options: Mapping[str, Any]
+    workers: int
+
+    def run(self, faults: Path, out: Path, *, n_shards: int, chunk_size: int, sampling: Mapping[str, Any],
+            bits: Sequence[int] | None, progress: bool) -> list[Path]:
+        from hsiseu.faults import faultlist
+        from hsiseu.faults.workers import run_shards
+
+        with tempfile.TemporaryDirectory(prefix="hsiseu-workers-") as tmp:
+            scratch = Path(tmp)
+            return run_shards(self._model_file(scratch), self.images, self.labels, self.options,
+                              faults_path=faults, out=out, workers=n_shards, chunk_size=chunk_size,
+                              sampling=sampling, bits=bits, total=len(faultlist.read(faults)),
+                              progress=progress, scratch=scratch)
+
+    def _model_file(self, scratch: Path) -> Path:
+        if _is_path(self.model):
+            return Path(self.model)
+        if isinstance(self.model, (bytes, bytearray, memoryview)):
+            path = scratch / "model.tflite"
+            path.write_bytes(bytes(self.model))
+            return path
+        path = scratch / "model.keras"
+        self.model.save(path)
+        return path
+
+
+def _shard_count(faults: Path, workers: int) -> int:
+    """Workers beyond the units (adaptive) or the faults would get nothing to run."""
+    from hsiseu.faults import faultlist
+
+    listed = faultlist.read(faults)
+    units = listed["unit"].nunique() if "unit" in listed.columns else len(listed)
+    return max(1, min(workers, units))
 
 
 def _campaign(backend: Backend, out: Path, labels: np.ndarray, settings: dict[str, Any], checkpoint_faults: int,
-              progress: bool) -> CampaignResult:
-    """The campaign's files in ``out`` (fault list, one shard, merge), read back."""
+              progress: bool, pool: _Pool) -> CampaignResult:
+    """The campaign's files in ``out`` (fault list, the shards, merge), read back."""
     from hsiseu.faults import campaign
     from hsiseu.faults.stats.aggregate import network_rate, set_mean
     from hsiseu.io import read_json, write_json
@@ -258,10 +309,16 @@ def _campaign(backend: Backend, out: Path, labels: np.ndarray, settings: dict[st
     if not faults.exists():
         campaign.write_fault_list(backend, sampling=sampling, bits=bits, seed=settings["seed"],
                                   out_faults=faults, out_sets=sets)
-    shard = out / "shards" / "0-of-1.csv"
-    campaign.run_shard(backend, faults_path=faults, labels=labels, shard=0, n_shards=1, out=shard,
-                       chunk_size=checkpoint_faults, progress=progress, sampling=sampling, bits=bits)
-    campaign.merge_shards([shard], faults_path=faults, sets_path=sets, out_outcomes=out / "outcomes.csv",
+    n_shards = _shard_count(faults, pool.workers)
+    if n_shards == 1:
+        shards = [out / "shards" / "0-of-1.csv"]
+        if not shards[0].exists():  # written at its end: a finished shard is kept
+            campaign.run_shard(backend, faults_path=faults, labels=labels, shard=0, n_shards=1, out=shards[0],
+                               chunk_size=checkpoint_faults, progress=progress, sampling=sampling, bits=bits)
+    else:
+        shards = pool.run(faults, out, n_shards=n_shards, chunk_size=checkpoint_faults, sampling=sampling,
+                          bits=bits, progress=progress)
+    campaign.merge_shards(shards, faults_path=faults, sets_path=sets, out_outcomes=out / "outcomes.csv",
                           out_cells=out / "cells.csv", sampling=sampling, bits=bits,
                           out_faults_run=out / "faults_run.csv")
     cells = pd.read_csv(out / "cells.csv")

@@ -23,8 +23,9 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -109,7 +110,8 @@ def _checkpoints(out: Path, manifest: dict) -> Path:
     return chunk_dir
 
 
-def _chunked(run, frame: pd.DataFrame, paths: Sequence[Path], chunk_size: int, bar) -> pd.DataFrame:
+def _chunked(run, frame: pd.DataFrame, paths: Sequence[Path], chunk_size: int, bar,
+             on_progress: Callable[[int], Any] | None = None) -> pd.DataFrame:
     """Outcomes of ``frame`` in chunks, each written once to its path (skipped when on disk)."""
     for start, path in zip(range(0, len(frame), chunk_size), paths):
         chunk = frame.iloc[start : start + chunk_size]
@@ -118,6 +120,8 @@ def _chunked(run, frame: pd.DataFrame, paths: Sequence[Path], chunk_size: int, b
             with atomic_path(path) as tmp:
                 rows.to_csv(tmp, index=False, lineterminator="\n")
         bar.update(len(chunk))
+        if on_progress is not None:
+            on_progress(len(chunk))
     parts = [pd.read_csv(p) for p in paths]
     result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(OUTCOME_COLUMNS))
     if not result["fault"].astype(np.int64).equals(frame["fault"].reset_index(drop=True).astype(np.int64)):
@@ -137,11 +141,12 @@ def _unit_states(sets, bits, sampling, frame: pd.DataFrame, path) -> tuple[pd.Da
 def run_shard(backend: Backend, *, faults_path: str | os.PathLike[str], labels: np.ndarray,
               shard: int, n_shards: int, out: str | os.PathLike[str], chunk_size: int = 64,
               ignore_label: int = 255, progress: bool = True, sampling=None,
-              bits: Sequence[int] | None = None) -> pd.DataFrame:
+              bits: Sequence[int] | None = None, on_progress: Callable[[int], Any] | None = None) -> pd.DataFrame:
     """Outcomes of shard ``shard`` (0-based) of ``n_shards``, written to ``out``.
 
     ``labels`` (N, H, W) are the test labels (``ignore_label`` = unlabelled), for the error rate
     over labelled pixels. ``sampling`` and ``bits`` (the config's) are read for an adaptive list.
+    ``on_progress`` is called with each chunk's fault count (a parent's bar over worker shards).
     """
     out = Path(out)
     listed = faultlist.read(faults_path)
@@ -167,7 +172,7 @@ def run_shard(backend: Backend, *, faults_path: str | os.PathLike[str], labels: 
             log.info("resuming shard %d/%d: %d of %d chunks already done", shard, n_shards, done, len(paths))
         with tqdm(total=len(frame), desc=f"shard {shard}/{n_shards}", unit="fault", disable=not progress,
                   mininterval=5.0) as bar:
-            result = _chunked(run, frame, paths, chunk_size, bar)
+            result = _chunked(run, frame, paths, chunk_size, bar, on_progress)
     else:
         if not 0 <= shard < n_shards:
             raise ValueError(f"shard {shard} outside 0..{n_shards - 1}")
@@ -181,7 +186,7 @@ def run_shard(backend: Backend, *, faults_path: str | os.PathLike[str], labels: 
                   disable=not progress, mininterval=5.0) as bar:
             while len(todo := pending_faults(candidates, states)):
                 paths = [chunk_dir / f"r{r:04d}-{i:06d}.csv" for i in range(len(range(0, len(todo), chunk_size)))]
-                rows = _chunked(run, todo, paths, chunk_size, bar)
+                rows = _chunked(run, todo, paths, chunk_size, bar, on_progress)
                 for unit, group in rows.assign(unit=todo["unit"].to_numpy()).groupby("unit", sort=False):
                     states[unit].record(np.clip(group["error_rate"].to_numpy(dtype=np.float64) / 100.0, 0, 1))
                 parts.append(rows)

@@ -66,7 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image-chunk", type=int, default=None, help="float models: images per model call")
     parser.add_argument("--include-bn-moving-stats", action="store_true", help="also inject into BN statistics")
     parser.add_argument("--checkpoint-faults", type=int, default=512, help="faults per checkpoint")
-    parser.add_argument("--threads", type=int, default=None, help="TensorFlow intra-op threads (default: all)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="TensorFlow intra-op threads of a one-worker run (default: all)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes running the campaign's shards, one thread each (default: the cores "
+                             "this process may use; the outcomes do not depend on it)")
     parser.add_argument("--kernels", choices=("xnnpack", "builtin"), default="xnnpack",
                         help=".tflite models: LiteRT kernels that define the int8 model, fault-free and faulty "
                              "(default xnnpack, what LiteRT's Interpreter uses by default)")
@@ -87,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      population=args.population, p=args.p, fixed_n=args.fixed_n, bits=args.bits, seed=args.seed,
                      out=args.out, engine=args.engine, kernels=args.kernels, memory_mb=args.memory_mb,
                      image_chunk=args.image_chunk, include_bn_moving_stats=args.include_bn_moving_stats,
-                     checkpoint_faults=args.checkpoint_faults, threads=args.threads)
+                     checkpoint_faults=args.checkpoint_faults, threads=args.threads,
+                     workers=args.workers)
     except CampaignInputError as err:  # labels that do not fit the model, a folder of another campaign
         parser.error(str(err))
     print(f"{result.out / 'outcomes.csv'}, {result.out / 'cells.csv'}")
