@@ -69,7 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hsiseu.faults.tasks import test_data
     from hsiseu.runtime import configure_tensorflow
 
-    config = yaml.safe_load(Path(args.config).read_text())
+    from hsiseu.settings import stage_config
+    from hsiseu.stage_keys import STAGES
+
+    # the stage's own fault settings (a per-stage e): the pipeline's folder names it
+    stage = Path(args.model).parent.name if Path(args.model).parent.name in STAGES else "original"
+    config = stage_config(yaml.safe_load(Path(args.config).read_text()), stage)
     configure_tensorflow(args.threads, int(config["seed"]))
     import keras
 
@@ -159,26 +164,31 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"padding slots), {st['chain_runs']} chain calls; faults sent to the reference loop (cold run) "
           f"{fallbacks or 'none'}; batch sizes halved because they did not reproduce the cache: "
           f"{cold_stats.get('downstream_batch_halved', 0)}")
-    _profile(engine, faults, rows[-1][1] * len(faults))
+    _profile(engine, faults, rows[-1][1] * len(faults), shares, naive_wall)
     ok = all(same(ps, ref_preds[: len(ps)]) == len(ps) for name, _, _, ps in rows if name.startswith("fast"))
     if not ok:
         print("ERROR: the fast engine's outcomes differ from the reference's")
     return 0 if ok else 1
 
 
-def _profile(engine, faults, total: float) -> None:
+def _profile(engine, faults, total: float, shares: np.ndarray, naive: float) -> None:
     """Where the warm run's time went, by chain end in graph order (a layer's chain, and the
-    downstream of its end, which the faults of the layers ending there share)."""
+    downstream of its end, which the faults of the layers ending there share), against what
+    the arithmetic predicts: the naive loop's time per fault x the FLOP share those faults must
+    recompute. The difference is the engine's own overhead (calls, batching, copies), which
+    does not shrink when the kernels get faster."""
     g = engine.graph
 
     def end_of(layer: str) -> str:
         plan = engine._plans.get(layer)
         return plan.end if plan is not None else layer
 
+    share_sum: dict[str, float] = {}
     counts: dict[str, int] = {}
-    for f in faults:
+    for f, share in zip(faults, shares):
         end = end_of(f.set.split("/", 1)[0])
         counts[end] = counts.get(end, 0) + 1
+        share_sum[end] = share_sum.get(end, 0.0) + float(share)
     by_end: dict[str, list[float]] = {}
     for key, sec in engine.seconds.items():
         kind, name = key.split(":", 1)
@@ -186,12 +196,21 @@ def _profile(engine, faults, total: float) -> None:
         by_end.setdefault(end, [0.0, 0.0])[0 if kind == "chain" else 1] += sec
     batch = {key[1]: v for key, v in engine._trusted.items() if key[0] == "down_k"}
     print(f"{'chain end':<14}{'position':>9}{'faults':>8}{'batch':>7}{'chain ms':>10}{'down ms':>10}"
-          f"{'ms/fault':>10}{'time %':>8}")
+          f"{'ms/fault':>10}{'FLOP ms':>9}{'over ms':>9}{'% naive':>9}{'time %':>8}")
+    worst = (0.0, "-")
     for end in sorted(by_end, key=g.position.__getitem__):
         c, d = by_end[end]
         n = counts.get(end, 0)
+        measured = 1e3 * (c + d) / max(n, 1)
+        predicted = 1e3 * naive * share_sum.get(end, 0.0) / max(n, 1)
+        over = measured - predicted
+        if n and over / (1e3 * naive) > worst[0]:
+            worst = (over / (1e3 * naive), end)
         print(f"{end:<14}{g.position[end]:>9}{n:>8}{batch.get(end, '-'):>7}{1e3 * c:>10.0f}{1e3 * d:>10.0f}"
-              f"{1e3 * (c + d) / max(n, 1):>10.2f}{100 * (c + d) / total:>8.1f}")
+              f"{measured:>10.2f}{predicted:>9.2f}{over:>9.2f}{100 * over / (1e3 * naive):>9.1f}"
+              f"{100 * (c + d) / total:>8.1f}")
+    print(f"largest overhead over the FLOP prediction: {100 * worst[0]:.1f} % of the naive loop's time per "
+          f"fault, at {worst[1]} (FLOP ms = naive ms/fault x the recomputed share; over = measured - FLOP)")
 
 
 if __name__ == "__main__":

@@ -145,7 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hsiseu.faults.outcomes import outcome_of
     from hsiseu.faults.tasks import test_data
 
-    config = yaml.safe_load(Path(args.config).read_text())
+    from hsiseu.settings import stage_config
+
+    config = stage_config(yaml.safe_load(Path(args.config).read_text()), "quantized")
     fcfg = config["faults"]
     kernels = args.kernels or config["quantization"]["kernels"]
     path = Path(args.model)
