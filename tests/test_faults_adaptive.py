@@ -28,7 +28,7 @@ from hsiseu.faults.campaign import CELL_COLUMNS
 from hsiseu.faults.paramsets import ParameterSet
 from hsiseu.faults.sampling import leveugle_n
 from hsiseu.faults.stats.adaptive import UnitState, adaptive_candidates
-from hsiseu.faults.stats.bounds import BET_CAP, confidence_sequence
+from hsiseu.faults.stats.bounds import BET_CAP, confidence_sequence, upper_sequence
 from hsiseu.faults.stats.candidates import candidate_faults, pending_faults, unit_state, units
 from hsiseu.faults.stats.intervals import normal_interval, variance_p, wald_interval
 from hsiseu.faults.stats.projection import expected_faults, two_point
@@ -262,6 +262,38 @@ def test_confidence_sequence_holds_at_every_look_at_once():
     assert missed / RUNS <= ALPHA
 
 
+def test_upper_sequence_of_zeros_is_the_exact_bound_and_small_outcomes_cost_it_little():
+    for population in (None, 2000):
+        for n in (9, 146, 600):
+            upper = upper_sequence(np.zeros(n), 1 - ALPHA, population)
+            ones = upper if population is None else upper * population
+            assert zero_probability(population, n, ones) == pytest.approx(ALPHA, rel=1e-4)
+    # tiny non-zero outcomes (a few pixels changed) move U0 by about their mean
+    tiny = np.random.default_rng(3).exponential(0.002, 146).clip(0, 1)
+    zero = upper_sequence(np.zeros(146), 0.975, 2000)
+    assert upper_sequence(tiny, 0.975, 2000) - zero == pytest.approx(tiny.mean(), rel=0.1)
+    # one outcome of 1 ends the all-in bet: the deterministic top is left
+    assert upper_sequence(np.r_[np.zeros(100), 1.0], 0.975, 2000) == (1 + 2000 - 101) / 2000
+    values = np.random.default_rng(1).random(300) * 0.9
+    assert upper_sequence(values, 0.975, 300) == pytest.approx(values.mean(), abs=1e-15)
+
+
+def test_upper_sequence_holds_at_every_look_at_once():
+    """P(mu > U0 at any of the looks) <= alpha, counted per run, on the population where the
+    all-in bet is tightest (0s and 1s, all-zero prefixes likely) and on one of small values."""
+    rng = np.random.default_rng(8)
+    populations = {"ones": np.r_[np.ones(52), np.zeros(1948)],
+                   "small": np.where(rng.random(2000) < 0.5, rng.exponential(0.03, 2000).clip(0, 1), 0.0)}
+    looks = (16, 32, 64, 128, 256)
+    for name, pop in populations.items():
+        mu, missed = pop.mean(), 0
+        for seed in range(1000):
+            order = np.random.default_rng(seed).permutation(2000)
+            missed += any(upper_sequence(pop[order[:k]], 1 - ALPHA, 2000) < mu for k in looks)
+        print(f"\nU0 on {name} (mean {mu:.4f}): below the mean at some look in {missed}/1000 runs")
+        assert missed / 1000 <= ALPHA
+
+
 def test_variance_p_is_the_point_of_the_interval_nearest_one_half():
     assert variance_p(0.2, 0.7) == 0.5
     assert variance_p(0.0, 0.03) == 0.03
@@ -278,15 +310,45 @@ def test_normal_interval_at_p_of_leveugles_n_has_half_width_at_most_e():
 # -- the stopping rule -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("error_margin,bound", [(0.025, (150, 200)), (0.1, (34, 56))])
-def test_an_all_zero_unit_stops_near_t_sqrt_of_log_two_over_alpha_over_e(error_margin, bound):
-    """Zeros give U ~ ln(2/alpha)/(c n), and n >= t^2 U / e^2 then stops near
-    t sqrt(ln(2/alpha)/c) / e: 174 at 2.5 %, 44 at 10 % (1537 and 97 for leveugle)."""
-    state = UnitState(10**9, error_margin=error_margin, confidence=CONFIDENCE).run(lambda r: np.zeros(len(r)))
-    print(f"\nall-zero unit, e = {error_margin}: stops at {state.n} (rounds {state.round_ends}), "
-          f"leveugle {state.candidates}, interval {state.interval()}")
-    assert bound[0] <= state.n <= bound[1]
-    assert state.interval().high <= error_margin
+def zero_probability(population: int | None, n: int, ones: float) -> float:
+    """P(the first n draws are all zero) from ``population`` values of which ``ones`` are 1 (a
+    hypergeometric probability, continued to a real ``ones``); ``population`` None: with
+    replacement, ``ones`` the share of ones."""
+    if population is None:
+        return (1 - ones) ** n
+    t = np.arange(n, dtype=np.float64)
+    return float(np.prod(np.maximum(0.0, population - t - ones) / (population - t)))
+
+
+def exact_zero_n(population: int | None, error_margin: float, alpha: float, integer: bool = False) -> int:
+    """The exact one-sided bound for all-zero samples: the smallest n at which n zeros have
+    probability <= alpha when the mean is e (N e ones, the rest zeros; ``integer``: floor(e N) + 1
+    ones, the fewest non-zero values a population of [0, 1] values with mean > e can have)."""
+    ones = error_margin if population is None else (
+        math.floor(error_margin * population) + 1 if integer else error_margin * population)
+    return next(n for n in range(1, population or 10**6) if zero_probability(population, n, ones) <= alpha)
+
+
+@pytest.mark.parametrize("population", [None, 2000])
+@pytest.mark.parametrize("error_margin", [0.025, 0.1, 0.3])
+def test_an_all_zero_unit_stops_at_the_exact_bound_at_alpha_over_2_and_reports_it(population, error_margin):
+    """A run of zeros stops where the all-in bound U0 (alpha / 2 of the budget) reaches e: the exact
+    hypergeometric / binomial bound at alpha / 2 (146 at 2.5 %, 36 at 10 %, 11 at 30 %; the
+    two-sided sequence alone needed ~176 and 48), and reports [0, U0] with U0 <= e."""
+    size = 10**9 if population is None else population
+    state = UnitState(size, error_margin=error_margin, confidence=CONFIDENCE).run(lambda r: np.zeros(len(r)))
+    exact = exact_zero_n(population, error_margin, ALPHA / 2)
+    tightest = exact_zero_n(population, error_margin, ALPHA / 2, integer=population is not None)
+    got = state.interval()
+    print(f"\nall-zero unit N = {size}, e = {error_margin}: stops at {state.n} (rounds {state.round_ends}); "
+          f"exact bound at alpha/2 {tightest}, at alpha {exact_zero_n(population, error_margin, ALPHA, True)}; "
+          f"leveugle {state.candidates}; interval [{got.low}, {got.high}]")
+    assert state.n == min(exact, state.candidates) <= 1.1 * tightest
+    assert state.round_ends[-1] == state.n and len(state.round_ends) <= 4  # no round past the stop
+    assert got.mean == got.low == 0.0 and got.half_width == got.high <= error_margin
+    # U0 is the exact bound at the stop: n zeros have probability alpha / 2 when the mean is U0
+    ones = got.high if population is None else got.high * population
+    assert zero_probability(population, state.n, ones) == pytest.approx(ALPHA / 2, rel=1e-4)
 
 
 def test_adaptive_runs_a_prefix_of_leveugles_list_and_never_more():
@@ -341,9 +403,10 @@ def test_same_seed_gives_byte_identical_candidates_and_other_seeds_differ(popula
 
 
 def test_pending_faults_are_each_units_next_round_and_stop_when_every_unit_is_done():
-    cfg = sampling("adaptive", 0.1)
+    cfg = sampling("adaptive", 0.05)
     frame = candidate_faults(two_sets(), [7, 0], "cell", cfg, seed=2)
-    states = {row.unit: unit_state(row._asdict(), cfg) for row in units(two_sets(), [7, 0], "cell", cfg).itertuples(index=False)}
+    table = units(two_sets(), [7, 0], "cell", cfg)
+    states = {row.unit: unit_state(row._asdict(), cfg) for row in table.itertuples(index=False)}
     rounds = 0
     while len(todo := pending_faults(frame, states)):
         rounds += 1
@@ -351,7 +414,9 @@ def test_pending_faults_are_each_units_next_round_and_stop_when_every_unit_is_do
             assert rows["rank"].tolist() == list(states[unit].next_round())
             states[unit].record(np.zeros(len(rows)))
     assert rounds >= 2 and all(s.done for s in states.values())
-    assert {u: s.n for u, s in states.items()} == {u: 48 for u in states}  # all-zero units at 10 %
+    # all-zero units at 5 %: the exact bound at alpha / 2 of their size (2000: 71, 300: 64)
+    assert {u: s.n for u, s in states.items()} == {
+        row.unit: exact_zero_n(row.population, 0.05, ALPHA / 2) for row in table.itertuples(index=False)}
 
 
 def test_cell_candidates_are_todays_fault_list_in_a_seeded_order():

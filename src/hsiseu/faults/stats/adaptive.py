@@ -1,5 +1,6 @@
-"""Adaptive sampling of one population unit: run faults in rounds, stop when Leveugle's n at the
-variance bound the data has earned is reached.
+"""Adaptive sampling of one population unit: run faults in rounds, stop once the data have
+earned +- e: Leveugle's n at the variance bound they support, or a confidence sequence that
+itself lies within +- e.
 
 Why. Leveugle's n at p = 1/2 (1537 at e = 2.5 %, 95 %) assumes the worst variance. A unit whose
 faults rarely change a pixel has variance <= mu (1 - mu) << 1/4, and needs far fewer faults for
@@ -9,29 +10,58 @@ the same +- e at the same confidence. The rule:
    at the unit's size) in a seeded uniformly random order
    (:func:`~hsiseu.faults.stats.candidates.candidate_faults`); a run is always a prefix of it,
    so it never exceeds ``leveugle``'s n and a prefix is a without-replacement sample;
-2. after each round: (L, U) from the anytime-valid confidence sequence
-   (:func:`~hsiseu.faults.stats.bounds.confidence_sequence`), p* = the p in [L, U] nearest 1/2
-   (:func:`~hsiseu.faults.stats.intervals.variance_p`), required n =
-   ``leveugle_n(N, e, confidence, p*)``;
-3. stop when n >= required n (or the candidates are exhausted, which implies it: p* (1 - p*) <=
-   1/4); report :func:`~hsiseu.faults.stats.intervals.normal_interval` with p*, whose
-   half-width is then <= e.
+2. after each round: (L, U) = the two-sided anytime-valid confidence sequence
+   (:func:`~hsiseu.faults.stats.bounds.confidence_sequence`) at alpha / 2, intersected with
+   [0, U0], U0 the all-in upper sequence (:func:`~hsiseu.faults.stats.bounds.upper_sequence`)
+   at alpha / 2 (:data:`UPPER_SHARE`): by the union bound, mu is in [L, U] at every look at
+   once with probability >= 1 - alpha; p* = the p in [L, U] nearest 1/2
+   (:func:`~hsiseu.faults.stats.intervals.variance_p`);
+3. stop when the candidates are exhausted, or when [L, U] lies within mean +- e (report [L, U]
+   itself: no normal approximation), or -- unless every outcome so far is 0 -- when n >=
+   ``leveugle_n(N, e, confidence, p*)`` (report
+   :func:`~hsiseu.faults.stats.intervals.normal_interval` with p*, whose half-width is then
+   <= e). :meth:`UnitState.interval` is that report.
 
-Looking after every round is free because the confidence sequence holds at every n at once
-(no alpha split). Rounds: the first ``min_round`` faults, then up to 3 % past the projected
-stopping n (:meth:`UnitState.projected_stop`), but at least ``min_round / 2`` and at most ``n``
-(so sizes at most double: O(log n) rounds), never past the candidates. Everything is a
-function of the outcomes seen, so a unit is fully described by its parameters and its outcomes
-in rank order: :meth:`UnitState.to_dict` / :meth:`UnitState.from_dict` resume it exactly, and
-the same seed gives the same faults and the same stopping point.
+Why the all-in bound, and why alpha / 2. Outcomes are error fractions in [0, 1], so P(X > 0) >=
+mu, and a unit that shows no error after n draws has mu <= e with confidence 1 - alpha' as soon
+as n zeros have probability <= alpha' under a mean of e (hypergeometric without replacement,
+(1 - e)^n with it): the exact bound, ~ln(1/alpha') / e. On zeros the two-sided sequence gives
+U ~ ln(2/alpha) / (c n) only (its bets are capped at c = 3/4 and hedged over both sides), and the
+rule without U0 stopped at the normal interval's n at p* = U: ~176 faults at e = 2.5 %. U0 is
+the exact bound on all-zero samples, so an all-zero unit stops at it: 146 faults at 2.5 % (141
+at N = 2000), 36 at 10 %, 11 at 30 % (= Leveugle's n there). On outcomes of a few pixels (the
+usual sign/exponent cell: rarely zero, never large) U0 moves by about their mean, so such a
+unit stops near the same n. An all-zero stop reports [0, U0], a one-sided interval: it can only
+miss above, and alpha' = alpha / 2 is the tail a two-sided 1 - alpha interval allows there. A
+larger share was measured to cost coverage where Leveugle's n is small and the normal interval
+only nominal (alpha' = 0.04: 94.4 % at e = 30 % on a mean of 31 %, where the rule without U0 had
+95.2 %); at alpha / 2 the rule is unchanged there, and the all-zero look misses just under
+alpha / 2 at a mean just above e (``tests/test_faults_adaptive_coverage.py``). Units with errors
+pay for the two-sided sequence at alpha / 2 instead of alpha with up to ~3 % more faults. Why not
+the normal interval on all-zero samples: at p-hat = 0 it is a Wald interval, [0, t sqrt(p* (1 -
+p*) / n)], narrower than the exact bound allows once U0 is large (e >= ~0.2), and stopping on
+it undercovers; so a run of zeros stops on U0 alone.
+
+Looking after every round is free because both sequences hold at every n at once. Rounds: the
+first ``min_round`` faults (or the all-zero stop, :func:`zero_stop`, where one round and a short
+one would reach it), then aimed at the projected stop (:meth:`UnitState.projected_stop`; 3 %
+past it unless every outcome is 0, where it is exact), at least ``min_round / 2`` and at most
+``n`` (so sizes at most double: O(log n) rounds), leaving a last round of at least
+``min_round / 2`` that lands on the target, never past the candidates. Everything is a function
+of the outcomes seen, so a unit is fully described by its parameters and its outcomes in rank
+order: :meth:`UnitState.to_dict` / :meth:`UnitState.from_dict` resume it exactly, and the same
+seed gives the same faults and the same stopping point. (Outcomes recorded under an earlier rule
+need not replay under this one: the replay checks every round end and refuses them.)
 
 ``leveugle`` and ``fixed`` are the same object with one round holding every candidate
 (Leveugle's n at the configured p, resp. ``fixed_n``); ``leveugle`` reports the interval with
-p = 1/2, ``fixed`` the one with p* (its half-width is whatever ``fixed_n`` gives).
+p = 1/2, ``fixed`` the one with p* from the two-sided sequence at alpha (its half-width is
+whatever ``fixed_n`` gives).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,16 +69,21 @@ from typing import Any
 import numpy as np
 
 from hsiseu.faults.sampling import leveugle_n
-from hsiseu.faults.stats.bounds import confidence_sequence
+from hsiseu.faults.stats.bounds import confidence_sequence, upper_sequence
 from hsiseu.faults.stats.intervals import Interval, normal_interval, variance_p
 
-__all__ = ["METHODS", "MIN_ROUND", "UnitState", "adaptive_candidates", "required_n"]
+__all__ = ["METHODS", "MIN_ROUND", "UPPER_SHARE", "UnitState", "adaptive_candidates", "required_n", "zero_stop"]
 
 METHODS = ("fixed", "leveugle", "adaptive")
 
-#: the first round's size: large enough that a run of zeros already bounds the mean near 0.15
-#: (U ~ 4.9 / n), small enough not to overshoot the ~170 faults an all-zero unit needs at 2.5 %.
+#: the first round's size (or the all-zero stop, where that is smaller): large enough that a
+#: run of zeros already bounds the mean near 0.1, small enough not to overshoot the ~140 faults
+#: an all-zero unit needs at 2.5 %.
 MIN_ROUND = 32
+
+#: the share of alpha spent on the all-in upper bound U0 (exact on all-zero outcomes); the
+#: two-sided confidence sequence gets the rest (module docstring: why 1/2).
+UPPER_SHARE = 0.5
 
 #: rounds aim 3 % past the projected stop, so that a slightly optimistic projection does not
 #: cost a round of its own.
@@ -103,6 +138,8 @@ class UnitState:
         self.outcomes: list[float] = []
         self.round_ends: list[int] = []
         self._bound: tuple[float, float] | None = None
+        self._parts_seen: tuple[float, float, float] = (0.0, 1.0, 1.0)
+        self._next: range | None = None
 
     # -- the rule ---------------------------------------------------------------------------
 
@@ -110,10 +147,28 @@ class UnitState:
     def n(self) -> int:
         return len(self.outcomes)
 
+    def _parts(self, x: np.ndarray) -> tuple[float, float, float]:
+        """(L, U) of the two-sided sequence and U0 of the all-in one, after ``x`` (adaptive: at
+        confidence 1 - (1 - share) alpha, resp. 1 - share alpha; else (L, U) at 1 - alpha, U0 = 1)."""
+        if self.method != "adaptive":
+            return (*confidence_sequence(x, self.confidence, self.population), 1.0)
+        alpha = 1 - self.confidence
+        low, high = confidence_sequence(x, 1 - (1 - UPPER_SHARE) * alpha, self.population)
+        return low, high, upper_sequence(x, 1 - UPPER_SHARE * alpha, self.population)
+
+    @staticmethod
+    def _joined(low: float, high: float, upper: float) -> tuple[float, float]:
+        # the intersection [L, min(U, U0)]; if it is empty (probability <= alpha), the point U0
+        high = min(high, upper)
+        return min(low, high), high
+
     def bound(self) -> tuple[float, float]:
-        """(L, U): the confidence sequence after the outcomes seen (cached per round)."""
+        """(L, U): the confidence sequence after the outcomes seen (cached per round); for
+        ``adaptive`` the intersection of the two-sided sequence at (1 - UPPER_SHARE) alpha and the
+        all-in upper bound at UPPER_SHARE alpha, which holds at every look with >= 1 - alpha."""
         if self._bound is None:
-            self._bound = confidence_sequence(np.asarray(self.outcomes), self.confidence, self.population)
+            self._parts_seen = self._parts(np.asarray(self.outcomes))
+            self._bound = self._joined(*self._parts_seen)
         return self._bound
 
     def p_star(self) -> float:
@@ -125,51 +180,96 @@ class UnitState:
             return self.candidates
         return required_n(self.population, self.error_margin, self.confidence, self.p_star())
 
+    def _within(self, mean: float, low: float, high: float) -> bool:
+        return max(high - mean, mean - low) <= self.error_margin
+
+    def within_margin(self) -> bool:
+        """Whether the confidence sequence itself lies within mean +- e (adaptive, n > 0): then
+        it is the report, with no normal approximation."""
+        if self.method != "adaptive" or self.n == 0:
+            return False
+        return self._within(float(np.mean(self.outcomes)), *self.bound())
+
+    def _stops(self, n: int, mean: float, low: float, high: float) -> bool:
+        if n >= self.candidates or self._within(mean, low, high):
+            return True
+        # all zeros: the bound itself or nothing (the normal interval at mean 0 is a Wald
+        # interval at p-hat = 0, narrower than the exact bound U0 allows where U0 is large)
+        return mean > 0 and n >= required_n(self.population, self.error_margin, self.confidence,
+                                            variance_p(low, high))
+
     @property
     def done(self) -> bool:
         if self.n >= self.candidates:
             return True
         if self.method != "adaptive" or self.n == 0:
             return False
-        return self.n >= self.required()
+        return self._stops(self.n, float(np.mean(self.outcomes)), *self.bound())
+
+    def zero_stop(self) -> int:
+        """Where an adaptive unit whose outcomes are all zero stops (a function of the
+        parameters: :func:`zero_stop`)."""
+        return zero_stop(self.population, self.error_margin, self.confidence, self.candidates)
 
     def next_round(self) -> range:
         """Ranks (positions in the unit's candidate order) to run next; empty when done."""
+        if self._next is None:
+            self._next = self._plan()
+        return self._next
+
+    def _plan(self) -> range:
         if self.done:
             return range(self.n, self.n)
+        floor = max(1, self.min_round // 2)
         if self.method != "adaptive":
             size = self.candidates - self.n
-        elif self.n == 0:
-            size = self.min_round
+        elif self.n == 0:  # the all-zero stop if a first round and a short one would reach it
+            zero = self.zero_stop()
+            size = zero if zero <= self.min_round + floor else self.min_round
         else:
-            target = math.ceil(_OVERSHOOT * self.projected_stop())
-            size = max(max(1, self.min_round // 2), min(target - self.n, self.n))
+            projected = self.projected_stop()
+            if any(self.outcomes):  # the projection is exact for a run of zeros
+                projected = math.ceil(_OVERSHOOT * projected)
+            rest = projected - self.n
+            # land on the target: in one round if that at most doubles n, else leave at least
+            # `floor` for a last round that does
+            size = max(floor, rest if rest <= max(self.n, 2 * floor) else min(self.n, rest - floor))
         return range(self.n, min(self.candidates, self.n + size))
 
     def projected_stop(self) -> int:
         """Where the rule is expected to stop, for sizing the next round only (the decision to
         stop is always the rule itself at a round's end, so this never affects validity).
 
-        The bound's distance to the mean is assumed to shrink like 1/n while every outcome so
-        far is 0 (a run of zeros: U ~ 4.9 / n) and like 1/sqrt(n) otherwise; the projected stop
-        is the smallest n' with n' >= leveugle_n(p* of the projected bound at n'), found by
-        bisection (the projected bounds are nested, so the required n falls as n' grows).
+        A run of zeros stops at :meth:`zero_stop` if it goes on. Otherwise the two-sided
+        sequence's distances to the mean are assumed to shrink like 1/sqrt(n), and U0's like 1/n
+        down to the outcomes' own penalty in it (the mean of -ln(1 - X) - X); the projected stop
+        is the smallest n' at which the rule would stop on the projected bounds, found by
+        bisection (the projected bounds are nested, so the rule's condition is monotone in n').
         """
-        low, high = self.bound()
+        if not any(self.outcomes):
+            return self.zero_stop()
+        self.bound()
+        low, high, upper = self._parts_seen
         n = self.n
-        mean = float(np.mean(self.outcomes))
+        x = np.asarray(self.outcomes)
+        mean = float(x.mean())
+        # U0's distance to the mean: the outcomes' own penalty, plus a part that shrinks like 1/n
+        reach = max(0.0, upper - mean)
+        penalty = float(np.mean(-np.log1p(-np.minimum(x, 1 - 1e-12)) - x)) if x.max() < 1 else math.inf
 
-        def need(k: int) -> int:
-            shrink = n / k if mean == 0 else math.sqrt(n / k)
-            p = variance_p(max(0.0, mean - (mean - low) * shrink), min(1.0, mean + (high - mean) * shrink))
-            return required_n(self.population, self.error_margin, self.confidence, p)
+        def stops(k: int) -> bool:
+            shrink = math.sqrt(n / k)
+            up = mean + min(reach, penalty) + max(0.0, reach - penalty) * n / k
+            lo, hi = self._joined(max(0.0, mean - (mean - low) * shrink), min(1.0, mean + (high - mean) * shrink),
+                                  min(1.0, up))
+            return self._stops(k, mean, lo, hi)
 
-        lo, hi = n, self.candidates  # need(candidates) <= candidates: p (1 - p) <= 1/4
-        if n >= need(n):
+        lo, hi = n, self.candidates  # stops(candidates) always holds
+        if stops(n):
             return n
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if mid >= need(mid):
+            if stops(mid):
                 hi = mid
             else:
                 lo = mid
@@ -187,12 +287,21 @@ class UnitState:
             raise ValueError("outcomes must be error fractions in [0, 1] (error_rate / 100)")
         self.outcomes.extend(float(v) for v in values)
         self.round_ends.append(self.n)
-        self._bound = None
+        self._bound = self._next = None
 
     def interval(self) -> Interval:
-        """The unit's report: p = 1/2 for ``leveugle``, p* for ``adaptive`` and ``fixed``."""
-        return normal_interval(np.asarray(self.outcomes), self.confidence, self.population,
-                               0.5 if self.method == "leveugle" else None)
+        """The unit's report: p = 1/2 for ``leveugle``, p* for ``fixed``; for ``adaptive`` the
+        confidence sequence [L, U] itself where it lies within mean +- e (``half_width`` = the
+        larger distance from the mean to an end, ``p`` = p*), else the normal interval with p*
+        (both from :meth:`bound`)."""
+        x = np.asarray(self.outcomes)
+        if self.method != "adaptive":
+            return normal_interval(x, self.confidence, self.population,
+                                   0.5 if self.method == "leveugle" else None)
+        if self.within_margin():
+            mean, (low, high) = float(x.mean()), self.bound()
+            return Interval(mean, low, high, max(high - mean, mean - low), self.n, self.population, self.p_star())
+        return normal_interval(x, self.confidence, self.population, self.p_star())
 
     def run(self, outcome_at: Any) -> "UnitState":
         """Run to the end with ``outcome_at(ranks: range) -> outcomes`` (tests, projections)."""
@@ -233,3 +342,23 @@ class UnitState:
         if round_ends is not None and list(round_ends) != self.round_ends:
             raise ValueError(f"stored round ends {list(round_ends)} != replayed {self.round_ends}")
         return self
+
+
+@functools.lru_cache(maxsize=4096)
+def zero_stop(population: int, error_margin: float, confidence: float, candidates: int | None = None) -> int:
+    """Where an adaptive unit of ``population`` values whose outcomes are all zero stops: the
+    smallest n at which the rule's condition holds on n zeros (found by bisection: the bounds of
+    zeros shrink as n grows)."""
+    probe = UnitState(population, error_margin=error_margin, confidence=confidence, candidates=candidates)
+
+    def stops(k: int) -> bool:
+        return probe._stops(k, 0.0, *probe._joined(*probe._parts(np.zeros(k))))
+
+    lo, hi = 0, probe.candidates
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if stops(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi

@@ -43,6 +43,23 @@ population has been seen the interval is the exact mean, of zero width.
 What it gives: all-zero outcomes -> U_n ~ ln(2/alpha) / (c n) ~ 4.9 / n at 95 % with c = 3/4
 (ln(1/alpha) / n ~ 3 / n is the one-sided, un-hedged floor: P(n zeros | mean m) ~ e^{-m n}), and
 no normal approximation anywhere.
+
+The one-sided upper sequence (:func:`upper_sequence`) reaches that floor. It bets everything on
+X_t being below its conditional mean: the stake 1 / (1 - mu_t(m)), the largest that keeps the
+capital non-negative, gives
+
+    K0_t(m) = prod_i (1 - X_i) / (1 - mu_i(m)),
+
+again a non-negative martingale with initial value 1 at the true mean (E[1 - X_t | past] =
+1 - mu_t), non-decreasing in m, so {m : K0 < 1/alpha} = [0, U0) holds at every n at once with
+probability >= 1 - alpha. On all-zero outcomes it is the exact bound: K0_n(m) = 1 / P(n zeros)
+for the population of N m ones and N (1 - m) zeros (the hypergeometric probability
+C(N - N m, n) / C(N, n); (1 - m)^n with replacement), so U0 is where that probability is
+alpha, about ln(1/alpha) / n; no population of [0, 1] values with mean m gives n zeros more often
+(P(X > 0) >= m). Small non-zero outcomes cost it little (ln K0 ~ n (m - mean) - sum X_i^2 / 2),
+but one outcome of 1 sets K0 to 0 for good: it is a bound for units whose outcomes are small,
+to be combined with the two-sided sequence (:mod:`~hsiseu.faults.stats.adaptive` splits alpha
+between them).
 """
 
 from __future__ import annotations
@@ -51,7 +68,7 @@ import math
 
 import numpy as np
 
-__all__ = ["confidence_sequence", "deterministic_range", "BET_CAP"]
+__all__ = ["confidence_sequence", "upper_sequence", "deterministic_range", "BET_CAP"]
 
 #: the cap c on the bets (Waudby-Smith & Ramdas use 1/2 or 3/4): closer to 1 gives a tighter
 #: bound on runs of zeros (the common case here: most faults change no pixel), at the price of
@@ -152,18 +169,10 @@ def confidence_sequence(x: np.ndarray, confidence: float, population: int | None
     random order: any prefix of a seeded permutation), ``None`` for independent draws. With no
     outcome the interval is the deterministic range; with all N seen it is the exact mean.
     """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    x, population = _checked(x, confidence, population)
     c = BET_CAP if c is None else c
     if not 0 < c < 1:
         raise ValueError(f"the bet cap c must be in (0, 1), got {c!r}")
-    x = np.asarray(x, dtype=np.float64).ravel()
-    if x.size and (not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1):
-        raise ValueError("outcomes must be finite and in [0, 1]")
-    if population is not None:
-        population = int(population)
-        if len(x) > population:
-            raise ValueError(f"{len(x)} outcomes drawn from a population of {population}")
     lo_det, hi_det = deterministic_range(x, population)
     if len(x) == 0 or hi_det - lo_det <= 0:
         return lo_det, hi_det
@@ -189,3 +198,52 @@ def confidence_sequence(x: np.ndarray, confidence: float, population: int | None
     low = lo_det if up_lo < 0 else _edge(up, lo_det, up_lo, hi_det, up_hi)
     high = hi_det if down_hi < 0 else _edge(down, hi_det, down_hi, lo_det, down_lo)
     return float(low), float(high)
+
+
+def _checked(x: np.ndarray, confidence: float, population: int | None) -> tuple[np.ndarray, int | None]:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    x = np.asarray(x, dtype=np.float64).ravel()
+    if x.size and (not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1):
+        raise ValueError("outcomes must be finite and in [0, 1]")
+    if population is not None:
+        population = int(population)
+        if len(x) > population:
+            raise ValueError(f"{len(x)} outcomes drawn from a population of {population}")
+    return x, population
+
+
+#: mu_t(m) is kept below 1 - this in the all-in bet (a smaller stake there: still a supermartingale)
+_MU_MAX = 1.0 - 1e-12
+
+
+def upper_sequence(x: np.ndarray, confidence: float, population: int | None = None) -> float:
+    """U0: the upper end of the one-sided confidence sequence of the all-in bet on outcomes below
+    the mean (module docstring), valid at every n at once: P(exists n: mu > U0_n) <= 1 -
+    ``confidence``. ``population`` as for :func:`confidence_sequence`. The exact (hypergeometric,
+    resp. binomial) bound on all-zero outcomes; the deterministic range's top once an outcome of 1
+    has been seen."""
+    x, population = _checked(x, confidence, population)
+    lo_det, hi_det = deterministic_range(x, population)
+    if len(x) == 0 or hi_det - lo_det <= 0 or x.max() >= 1:
+        return hi_det
+    n = len(x)
+    if population is None:
+        a, b = np.ones(n), np.zeros(n)
+    else:
+        remaining = population - np.arange(n, dtype=np.float64)
+        a = population / remaining
+        b = np.concatenate([[0.0], np.cumsum(x)[:-1]]) / remaining
+    kept = float(np.log1p(-x).sum())
+    threshold = math.log(1 / (1 - confidence))
+
+    def score(m: float) -> float:  # log K0(m) - log(1/alpha): >= 0 means m is rejected
+        mu = np.clip(a * m - b, 0.0, _MU_MAX)
+        return kept - float(np.log1p(-mu).sum()) - threshold
+
+    s_lo, s_hi = score(lo_det), score(hi_det)
+    if s_lo >= 0:  # even the lowest possible mean is rejected (probability <= alpha): a point
+        return lo_det
+    if s_hi < 0:
+        return hi_det
+    return float(_edge(score, hi_det, s_hi, lo_det, s_lo))
