@@ -71,6 +71,9 @@ def test_adaptive_campaign_runs_prefixes_audited_by_the_merge_with_intervals_wit
     assert (cells["error_rate"] <= cells["error_rate_high"] + 1e-9).all()
     half = (cells["error_rate_high"] - cells["error_rate_low"]) / 2
     assert (half <= 100 * SAMPLING["error_margin"] + 1e-9).all()
+    # +- e around the mean: what the rule stopped on is what the cell reports ([0, U0] for zeros)
+    assert (cells["error_rate_high"] - cells["error_rate"] <= 100 * SAMPLING["error_margin"] + 1e-9).all()
+    assert (cells["error_rate"] - cells["error_rate_low"] <= 100 * SAMPLING["error_margin"] + 1e-9).all()
     # a list the rule would not have stopped at is refused: drop the last fault of one unit
     last = run.sort_values(["unit", "rank"]).groupby("unit").tail(1).iloc[0]["fault"]
     cut = pd.read_csv(paths[0])
@@ -275,4 +278,10 @@ def test_projection_pools_only_the_float_sets_mantissa_bits():
     assert sorted(pooled["bit"]) == list(range(23)) and (pooled["set"] == "w").all()
     plan = expected_faults(cells, error_margin=0.1, confidence=0.95, populations=("cell", POOLED_MANTISSA),
                            float_sets=["w"]).set_index("population")
-    assert plan.loc[POOLED_MANTISSA, "adaptive"] == pytest.approx(plan.loc["cell", "adaptive"] * 42 / 64)
+    # every unit is all zero: 64 cells of 5000 against 41 cells and one pooled unit of 23 x 5000
+    # (an all-zero unit's exact stop grows a little with N)
+    from hsiseu.faults.stats.adaptive import zero_stop
+
+    assert plan.loc["cell", "adaptive"] == pytest.approx(64 * zero_stop(5000, 0.1, 0.95))
+    assert plan.loc[POOLED_MANTISSA, "adaptive"] == pytest.approx(
+        41 * zero_stop(5000, 0.1, 0.95) + zero_stop(5000 * 23, 0.1, 0.95))

@@ -233,7 +233,18 @@ def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sets: pd.Data
                    for u, g in ordered["error_rate"].groupby(pd.Series(unit, index=ordered.index), sort=False)}
     p_unit = 0.5 if method == "leveugle" else None
     level = f"{100 * confidence:g} %"
-    unit_iv = {u: normal_interval(x, confidence, int(table.loc[u, "population"]), p_unit) for u, x in samples.items()}
+    if method == "adaptive" and not shuffle:
+        # a unit reports what its stopping rule reports (UnitState.interval: the confidence
+        # sequence itself where it lies within +- e, e.g. [0, U0] for a run of zeros, else the
+        # normal interval with p*); its outcomes, in rank order, end where the rule stopped
+        layout = units(sets_from_frame(sets), bits, population_of(sampling), sampling).set_index("unit")
+        unit_iv = {u: unit_state({"unit": u, **layout.loc[u].to_dict()}, sampling).replay(x).interval()
+                   for u, x in samples.items()}
+        how = "the rule's interval"
+    else:
+        unit_iv = {u: normal_interval(x, confidence, int(table.loc[u, "population"]), p_unit)
+                   for u, x in samples.items()}
+        how = f"normal p={'1/2' if p_unit else 'p*'}"
     cols: dict[str, list] = {k: [] for k in ("error_rate_low", "error_rate_high", "interval", "unit", "unit_bits",
                                              "unit_error_rate", "unit_error_rate_low", "unit_error_rate_high")}
     for row in cells.itertuples(index=False):
@@ -243,7 +254,7 @@ def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sets: pd.Data
         iv = whole if alone else normal_interval(by_cell[(row.set, row.bit)], confidence, int(row.population), None)
         cols["error_rate_low"].append(100 * iv.low)
         cols["error_rate_high"].append(100 * iv.high)
-        cols["interval"].append(f"{method} unit {unit}, normal p={'1/2' if p_unit else 'p*'}, {level}" if alone
+        cols["interval"].append(f"{method} unit {unit}, {how}, {level}" if alone
                                 else f"{method}, cell of unit {unit}: cell's own faults, normal p=p*, {level}")
         cols["unit"].append(unit)
         cols["unit_bits"].append(unit_bits)

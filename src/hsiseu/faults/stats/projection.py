@@ -1,7 +1,7 @@
 """Expected faults a campaign needs, ``leveugle`` vs ``adaptive``, from a measured cells table.
 
 Why. Whether adaptive sampling pays depends on how the error rate is spread over the cells:
-a model whose cells mostly change no pixel needs ~170 faults per cell at e = 2.5 % instead of
+a model whose cells mostly change no pixel needs ~145 faults per cell at e = 2.5 % instead of
 1537. A cells table (``campaign.cell_summary``: set, bit, population, error_rate and
 error_rate_std in %) of a cheap campaign says how it is spread; this module turns it into the
 faults each method needs at another e and confidence, for each population variant, and for
