@@ -1,13 +1,10 @@
 from hsiseu.runlog import log_to
 
 with log_to(snakemake.log[0]):
-    from hsiseu.faults.tasks import whole_campaign
+    from hsiseu.faults.tasks import whole_campaign, with_engine_settings
 
-    # as fault_shard.py: the engine settings come from the config, not params
-    config = dict(snakemake.params.config)
-    config["faults"] = {**snakemake.config["faults"], **config["faults"]}
     whole_campaign(
-        config,
+        with_engine_settings(snakemake.params.config, snakemake.config),
         snakemake.wildcards.stage,
         snakemake.input.model,
         out_faults=snakemake.output.faults,

@@ -1,14 +1,10 @@
 from hsiseu.runlog import log_to
 
 with log_to(snakemake.log[0]):
-    from hsiseu.faults.tasks import shard
+    from hsiseu.faults.tasks import shard, with_engine_settings
 
-    # Engine settings come from the config, not params: they cannot change an outcome (the
-    # engines are proven equal), so editing them must not rerun finished shards.
-    config = dict(snakemake.params.config)
-    config["faults"] = {**snakemake.config["faults"], **config["faults"]}
     shard(
-        config,
+        with_engine_settings(snakemake.params.config, snakemake.config),
         snakemake.wildcards.stage,
         snakemake.input.model,
         faults_path=snakemake.input.faults,

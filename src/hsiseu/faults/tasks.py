@@ -20,7 +20,7 @@ from hsiseu.faults.registry import open_backend
 
 log = logging.getLogger(__name__)
 
-__all__ = ["test_data", "backend_for", "fault_list", "shard", "merge", "whole_campaign"]
+__all__ = ["test_data", "backend_for", "with_engine_settings", "fault_list", "shard", "merge", "whole_campaign"]
 
 
 def test_data(config: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -45,6 +45,13 @@ def backend_for(config: Mapping[str, Any], stage: str, model_path: str | os.Path
     if "kernels" in config.get("quantization", {}):
         options["kernels"] = config["quantization"]["kernels"]
     return open_backend(stage, model_path, x, options)
+
+
+def with_engine_settings(job_config: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """A campaign job's config with the engine, batch and checkpoint settings of the whole
+    ``config`` added: they cannot change an outcome (the engines are proven equal), so they are
+    not among the keys the job reads, and editing them does not rerun finished campaigns."""
+    return {**job_config, "faults": {**config["faults"], **job_config["faults"]}}
 
 
 def fault_list(config: Mapping[str, Any], stage: str, model_path: str | os.PathLike[str], *,

@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -264,16 +264,8 @@ class UnitState:
                                   min(1.0, up))
             return self._stops(k, mean, lo, hi)
 
-        lo, hi = n, self.candidates  # stops(candidates) always holds
-        if stops(n):
-            return n
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if stops(mid):
-                hi = mid
-            else:
-                lo = mid
-        return hi
+        # stops(candidates) always holds
+        return n if stops(n) else _first_stop(n, self.candidates, stops)
 
     def record(self, outcomes: Sequence[float] | np.ndarray) -> None:
         """Outcomes (error fractions in [0, 1]) of the faults at :meth:`next_round`, in order."""
@@ -354,7 +346,12 @@ def zero_stop(population: int, error_margin: float, confidence: float, candidate
     def stops(k: int) -> bool:
         return probe._stops(k, 0.0, *probe._joined(*probe._parts(np.zeros(k))))
 
-    lo, hi = 0, probe.candidates
+    return _first_stop(0, probe.candidates, stops)
+
+
+def _first_stop(lo: int, hi: int, stops: Callable[[int], bool]) -> int:
+    """The smallest k in (lo, hi] at which ``stops`` holds, given that it holds at ``hi`` and,
+    once it holds, at every larger k (bisection)."""
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if stops(mid):
