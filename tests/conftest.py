@@ -35,13 +35,20 @@ def tiny_config() -> dict:
     """The default config shrunk to the smallest model, data and campaigns that still exercise
     every rule (and every branch worth a real run: recovery on, float and int8 bit classes)."""
     cfg = load_config()
+    cfg["afs"] = list(TINY_AFS)
     # two replicates (the count form of the key): the smallest run with an interval over them
     cfg["replicates"] = 2
     cfg["data"]["synthetic"].update(n_train=6, n_val=2, n_test=2, height=32, width=64)
     cfg["model"].update(pools=2, base_filters=4)
-    cfg["training"].update(epochs={"relu": 2, "sigmoid": 2, "hard_sigmoid": 2}, batch_size=2, verbose=0)
+    # The paper's AFs have entries of their own; tanh has none, so it runs on the `default` ones,
+    # which differ from every other entry (1 epoch, its own target) so that a test can tell
+    # which were used. relu prunes in two iterations (the second prunes the first's slim model),
+    # the others in one (a pruning job pair fewer per model).
+    cfg["training"].update(epochs={"relu": 2, "sigmoid": 2, "hard_sigmoid": 2, "default": 1}, batch_size=2,
+                           verbose=0)
+    cfg["pruning"]["ratios"] = {"relu": [0.5, 0.5], "sigmoid": [0.4], "hard_sigmoid": [0.5], "default": [0.3]}
     cfg["pruning"]["sparsities"] = [0.3, 0.6]
-    cfg["pruning"]["finetune"]["epochs"] = {"relu": 1, "sigmoid": 1, "hard_sigmoid": 1}
+    cfg["pruning"]["finetune"]["epochs"] = {"relu": 1, "sigmoid": 1, "hard_sigmoid": 1, "default": 1}
     # Models trained for 2 epochs cannot be held to the 1.5-point rule: keep them (the backoff
     # search and the failing job are tested in test_pruning_iterative / test_pruning_search).
     cfg["pruning"]["acceptance"]["policy"] = "warn"
@@ -61,6 +68,13 @@ def tiny_config() -> dict:
     )
     return cfg
 
+
+#: The shared run's AFs: first an AF outside the paper whose per-AF keys come from `default`
+#: entries alone (Figs. 2 and 7 then follow it, the first of afs), then two of the paper's: an
+#: unbounded and a bounded one. Hard Sigmoid's own code paths (its int8 graph, its fast-engine
+#: chains) are covered by the unit tests (test_faults_int8, test_faults_engines); a fourth AF
+#: would cost the shared run two more chains of ~18 jobs.
+TINY_AFS = ("tanh", "relu", "sigmoid")
 
 #: sign, exponent MSB and LSB, mantissa MSB and LSB of float32; int8 bits 7, 6, 0 and the same
 #: for the int32 biases.
@@ -90,11 +104,51 @@ def write_config(directory: Path, cfg: dict, name: str = "test_config.yaml") -> 
     return path
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
-    """Run the real Snakemake command line (the way users run it) in ``workdir``."""
+def run_snakemake(workdir: Path, *args: str, timeout: int = 1500, slurm: bool = False) -> subprocess.CompletedProcess:
+    """Run the real Snakemake command line (the way users run it) in ``workdir``; ``slurm``:
+    the run submits to SLURM (else SLURM's own tools are kept out of its way, see
+    :func:`local_env`)."""
     cmd = [sys.executable, "-m", "snakemake", *args]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2") if slurm else local_env(TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+#: What every Snakemake start costs where SLURM is installed and no controller answers: the SLURM
+#: executor plugin (installed with the test extra) runs `scontrol show config`, with a 10 s
+#: timeout, whenever Snakemake loads its plugins, local runs and dry runs included.
+_SCONTROL_STUB = "#!/bin/sh\necho 'scontrol: not used by this local test run' >&2\nexit 1\n"
+
+
+def local_env(**extra: str) -> dict[str, str]:
+    """The environment of a Snakemake run (or a `dvc repro`, which starts Snakemake per stage)
+    that does not use SLURM: where `scontrol` is installed, a stub that fails at once comes first
+    on PATH, as on a machine without SLURM, so that no start waits for a controller."""
+    env = dict(os.environ, **extra)
+    if shutil.which("scontrol") is not None:
+        env["PATH"] = f"{_stub_dir()}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _stub_dir() -> str:
+    global _STUB_DIR
+    if _STUB_DIR is None:
+        import atexit
+        import tempfile
+
+        directory = Path(tempfile.mkdtemp(prefix="hsiseu-no-slurm-"))
+        atexit.register(shutil.rmtree, directory, True)
+        stub = directory / "scontrol"
+        stub.write_text(_SCONTROL_STUB)
+        stub.chmod(0o755)
+        _STUB_DIR = str(directory)
+    return _STUB_DIR
+
+
+_STUB_DIR: str | None = None
+
+
+#: Snakemake's output of the shared run, in its directory.
+RUN_LOG = "tiny_run.log"
 
 
 @pytest.fixture(scope="session")
@@ -105,6 +159,8 @@ def tiny_run(tmp_path_factory):
     cfg = tiny_config()
     path = write_config(dest, cfg)
     proc = run_snakemake(dest, "--cores", "2", "--configfile", str(path), timeout=2400)
+    # kept for the tests that read which jobs ran (test_any_af_workflow)
+    (dest / RUN_LOG).write_text(proc.stdout + proc.stderr)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return dest, cfg
 

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from conftest import run_snakemake, write_config
+from hsiseu.activations import af_label
 from hsiseu.pruning.iterative import composed_ratio
+from hsiseu.settings import per_af
 
 TARGETS = ("reports/figures/fig1_pruning_ratio_per_layer.png", "reports/tables/table2_complexity.md")
 
@@ -32,13 +34,14 @@ def test_tiny_workflow_prunes_every_af_and_draws_fig1_and_table2(tiny_run):
         assert {"validation", "test"} <= set(metrics) and set(original["test"]) == set(metrics["test"])
         assert metrics["flops"] < original["flops"] and metrics["params"] < original["params"]
         info = metrics["pruning"]
-        assert len(info["iterations"]) == len(cfg["pruning"]["ratios"][af])
+        ratios = per_af(cfg, "pruning.ratios", af)
+        assert len(info["iterations"]) == len(ratios)
         assert info["reached_overall"] == pytest.approx(1 - metrics["flops"] / original["flops"])
         assert info["mask_vs_slim_max_abs_diff"] < 1e-5
         assert info["acceptance"]["outcome"] in {"passed", "passed_after_backoff", "failed_warned"}
         n = len(info["iterations"])
         assert len(info["requested_targets"]) == len(info["reached"]) == len(info["attempts"]) == n
-        assert info["requested_overall"] == pytest.approx(composed_ratio(cfg["pruning"]["ratios"][af]))
+        assert info["requested_overall"] == pytest.approx(composed_ratio(ratios))
         for k in range(1, len(info["iterations"]) + 1):
             for name in ("sensitivity.csv", "ratios.csv", "history.csv", "summary.json", "model.keras"):
                 assert (pruned / f"iter{k}" / name).exists()
@@ -49,7 +52,7 @@ def test_tiny_workflow_prunes_every_af_and_draws_fig1_and_table2(tiny_run):
     table = pd.read_csv(workflow_copy / "reports/tables/table2_complexity.csv", index_col=0)
     # per model: the mean over replicates, then "<model> sd" and "<model> rep<r>" columns
     means = [c for c in table.columns if not c.endswith(" sd") and not re.search(r" rep\d+$", c)]
-    assert means == ["Original", "ReLU pruned", "Sigmoid pruned", "Hard Sigmoid pruned"]
+    assert means == ["Original", *(f"{af_label(af)} pruned" for af in cfg["afs"])]
     assert (table.loc["Params (M)", means[1:]] < table.loc["Params (M)", "Original"]).all()
     params = table.loc["Params (M)", means].astype(float)
     assert table.loc["Memory (MB)", means].astype(float).tolist() == pytest.approx((params * 8).tolist(), abs=1e-3)

@@ -7,6 +7,7 @@ import re
 import pandas as pd
 import pytest
 
+from hsiseu.activations import af_label
 from hsiseu.io import read_json
 
 
@@ -17,14 +18,13 @@ def test_table3_and_table4_are_built_from_trained_pruned_quantized_models(tiny_r
 
     table3 = pd.read_csv(workflow_copy / "reports/tables/table3_iou_int8.csv", index_col=0)
     means = [c for c in table3.columns if not re.search(r" (sd|rep\d+)$", c)]  # beside: sd and rep<r> columns
-    assert means == ["ReLU", "Sigmoid", "Hard Sigmoid"]
+    assert means == [af_label(af) for af in cfg["afs"]]
     assert {"Road", "Global", "Weighted", "Agreement with float"} <= set(table3.index)
     for af in cfg["afs"]:
         m = read_json(workflow_copy / f"results/{af}/rep0/quantized/metrics.json")
         assert m["integer_only"] and (workflow_copy / f"results/{af}/rep0/quantized/model.tflite").stat().st_size > 0
         assert m["recovery"]["applied"] and set(m["recovery"]["before"]) == {"validation", "test"}
-        label = {"relu": "ReLU", "sigmoid": "Sigmoid", "hard_sigmoid": "Hard Sigmoid"}[af]
-        assert table3.loc["Global", f"{label} rep0"] == pytest.approx(m["test"]["global_iou"], abs=0.01)
+        assert table3.loc["Global", f"{af_label(af)} rep0"] == pytest.approx(m["test"]["global_iou"], abs=0.01)
     assert "LOGISTIC" in read_json(workflow_copy / "results/sigmoid/rep0/quantized/metrics.json")["ops"]
     table4 = pd.read_csv(workflow_copy / "reports/tables/table4_deployment.csv", index_col=0)
     assert table4.loc["Activation on the CPU (not on the DPU)", "Sigmoid"] == "LOGISTIC"

@@ -110,6 +110,7 @@ def test_tiny_workflow_runs_as_slurm_jobs_with_the_profiles_resources(slurm, wor
     cfg = tiny_config()
     cfg["afs"] = ["relu"]  # one training job shows the resources; three cost CI a minute
     cfg["replicates"] = 1
+    cfg["training"]["epochs"]["relu"] = 1  # the job's resources are the point, not the model
     write_config(workflow_copy, cfg)
     try:
         proc = run_snakemake(
@@ -123,6 +124,7 @@ def test_tiny_workflow_runs_as_slurm_jobs_with_the_profiles_resources(slurm, wor
             "3",
             TARGET,
             timeout=900,
+            slurm=True,
         )
     finally:
         # Whatever happened, leave no job of this run queued or running.

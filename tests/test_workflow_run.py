@@ -5,7 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from hsiseu.activations import af_label
 from hsiseu.io import read_json
+from hsiseu.settings import per_af
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +16,8 @@ def test_real_run_produces_table1_with_classes_as_rows_and_afs_as_columns_over_r
     wf, cfg = tiny_run
     table = pd.read_csv(wf / "reports/tables/table1_iou_float.csv", index_col=0)
     reps = range(cfg["replicates"])
-    labels = ["ReLU", "Sigmoid", "Hard Sigmoid"]
+    labels = [af_label(af) for af in cfg["afs"]]
+    assert labels == ["Tanh", "ReLU", "Sigmoid"]
     assert list(table.columns) == [c for label in labels for c in (label, f"{label} sd", *(f"{label} rep{r}" for r in reps))]
     assert list(table.index) == ["Road", "Marks", "Vegetation", "Sky", "Others", "Global", "Weighted"]
     for af, col in zip(cfg["afs"], labels):
@@ -24,7 +27,7 @@ def test_real_run_produces_table1_with_classes_as_rows_and_afs_as_columns_over_r
         assert table.loc["Global", col] == pytest.approx(sum(per_rep) / len(per_rep), abs=0.005)
         for r in reps:
             log = (wf / f"logs/train/{af}/rep{r}.log").read_text()
-            assert log.count("val GIoU") == cfg["training"]["epochs"][af]
+            assert log.count("val GIoU") == per_af(cfg, "training.epochs", af)
     assert "| Road |" in (wf / "reports/tables/table1_iou_float.md").read_text()
 
 
