@@ -4,22 +4,22 @@ only what a parameter touches, `dvc metrics show`, `dvc push`, and the HTML repo
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, copy_workflow, tiny_config, write_config
+from conftest import REPO, copy_workflow, local_env, tiny_config, write_config
 from hsiseu.synthetic import generate_dataset
 
 pytestmark = pytest.mark.slow
 
-ENV = dict(os.environ, DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2", GIT_AUTHOR_NAME="t",
-           GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+ENV = local_env(DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2", GIT_AUTHOR_NAME="t",
+                GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
 
 
 def sh(cwd: Path, *cmd: str, timeout: int = 1800) -> str:
@@ -39,10 +39,13 @@ def ran_stages(output: str) -> set[str]:
 
 def dvc_config() -> dict:
     """One AF: the stages of one chain are enough to show what a parameter change re-runs, and
-    CI's time is better spent elsewhere than on two more chains."""
+    CI's time is better spent elsewhere than on two more chains. Its campaigns take the paths the
+    shared tiny run does not: one `fault_campaign` job each (faults.shards: 1) and the fast
+    engines (the float one included), so that both paths run for real."""
     cfg = tiny_config()
     cfg["afs"] = ["relu"]
     cfg["replicates"] = [0]  # a list: dvc.yaml's matrix reads it (the shared tiny run covers replicates)
+    cfg["faults"].update(shards=1, engine="fast")
     return cfg
 
 
@@ -114,6 +117,29 @@ def test_push_stores_models_and_results_in_a_local_remote(repro, tmp_path):
     dvc(repo, "push", "-q")
     stored = [p for p in remote.rglob("*") if p.is_file()]
     assert len(stored) > 30
+
+
+def _weights(model_keras: Path) -> bytes:
+    """A .keras archive's weights (the archive also holds its save date)."""
+    with zipfile.ZipFile(model_keras) as archive:
+        return archive.read("model.weights.h5")
+
+
+def test_fast_engines_in_single_job_campaigns_give_the_shared_runs_files_byte_for_byte(repro, tiny_run):
+    """Replicate 0 of relu is the same model here and in the shared tiny run (same settings, same
+    machine), whose campaigns ran the reference engines in two shards, then a merge job: the
+    fast engines' campaigns, each one job, must give the same files, byte for byte."""
+    repo, _ = repro
+    shared, shared_cfg = tiny_run
+    assert (shared_cfg["faults"]["engine"], shared_cfg["faults"]["shards"]) == ("reference", 2)
+    chain = Path("results/relu/rep0")
+    for model in ("original/model.keras", "pruned/model.keras"):
+        assert _weights(repo / chain / model) == _weights(shared / chain / model), f"{model} differs: nothing to compare"
+    assert (repo / chain / "quantized/model.tflite").read_bytes() == (shared / chain / "quantized/model.tflite").read_bytes()
+    differ = [f"{stage}/{name}" for stage in ("original", "pruned", "quantized")
+              for name in ("fault_list.csv", "parameter_sets.csv", "outcomes.csv", "cells.csv", "faults_run.csv")
+              if (repo / chain / stage / "faults" / name).read_bytes() != (shared / chain / stage / "faults" / name).read_bytes()]
+    assert not differ, f"the fast single-job campaigns differ from the reference sharded ones: {differ}"
 
 
 def test_exp_run_with_a_changed_parameter_reruns_only_what_depends_on_it(repro):
