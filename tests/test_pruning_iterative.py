@@ -170,6 +170,30 @@ def test_backoff_that_finds_no_passing_target_fails_after_max_attempts(setup, tm
     assert not (tmp_path / "model.keras").exists()
 
 
+def test_backoff_after_iteration_1_ends_with_the_entering_model_when_no_target_passes(setup, tmp_path, monkeypatch):
+    cfg, root = setup
+    cfg = copy.deepcopy(cfg)
+    cfg["pruning"]["ratios"]["sigmoid"] = [0.3, 0.3]
+    cfg["pruning"]["finetune"]["epochs"]["sigmoid"] = 0
+    cfg["pruning"]["acceptance"].update(policy="backoff", backoff_step=0.05, max_attempts=2)
+    _flops_judged(monkeypatch, root, 1000.0)  # every pruned model fails; the unpruned one passes
+    # the original stands in for iteration 1's (passing) model
+    summary = prune_iteration(
+        cfg, "sigmoid", 2, model_path=root / "original.keras", sensitivity_path=root / "sens.csv",
+        reference_metrics_path=root / "original.json", out_model=tmp_path / "model.keras",
+        out_ratios=tmp_path / "ratios.csv", out_history=tmp_path / "history.csv",
+        out_summary=tmp_path / "summary.json",
+    )
+    assert [a["target"] for a in summary["attempts"]] == [0.3, 0.15, 0.0]
+    assert [a["passed"] for a in summary["attempts"]] == [False, False, True]
+    assert summary["outcome"] == "kept_entering_model" and summary["target"] == 0.0
+    assert summary["acceptance"]["passed"] and summary["removed_channels"] == 0
+    kept, entering = (keras.saving.load_model(p) for p in (tmp_path / "model.keras", root / "original.keras"))
+    assert complexity(kept) == complexity(entering)
+    assert all((a == b).all() for a, b in zip(kept.get_weights(), entering.get_weights()))
+    # iteration 1 has no passing model to fall back on: it still fails (the test above)
+
+
 def test_channel_floor_holds_in_the_written_model(setup, tmp_path):
     cfg, root = setup
     summary = _iterate(cfg, root, tmp_path, policy="warn", min_channels=3)

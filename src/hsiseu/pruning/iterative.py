@@ -129,7 +129,10 @@ def prune_iteration(
     the requested one first, then halving until one passes and, with ``backoff_refine``,
     bisecting upwards; at most ``max_attempts`` fine-tunes) and keeps the largest passing one;
     ``fail`` tries the requested target only; both stop the run with an error when no model
-    passes. ``warn`` tries the requested target and keeps it whatever its verdict.
+    passes, except that ``backoff`` after iteration 1 ends with target 0: the model entering the
+    iteration, which passed the rule in the iteration before (outcome ``kept_entering_model``;
+    the largest passing target of the protocol is then 0). ``warn`` tries the requested target
+    and keeps it whatever its verdict.
     Every layer keeps at least ``pruning.acceptance.min_channels`` channels. Attempts whose
     selection removes the same channels as an earlier one reuse its outcome (no fine-tune).
     """
@@ -164,9 +167,17 @@ def prune_iteration(
     seen: dict[tuple, int] = {}
     reused = 0
     refine = bool(acc.get("backoff_refine", False))
-    while (
-        target := next_target(requested, tried, step=step, max_attempts=max_attempts + reused, refine=refine)
-    ) is not None:
+
+    def targets():
+        while (t := next_target(requested, tried, step=step, max_attempts=max_attempts + reused,
+                                refine=refine)) is not None:
+            yield t
+        # backoff's last resort after iteration 1: target 0, the model entering this iteration,
+        # which passed the rule in the one before (no fine-tune, judged like any attempt)
+        if policy == "backoff" and iteration > 1 and best_passing(tried) is None and requested > 0:
+            yield 0.0
+
+    for target in targets():
         sel = select_ratios(
             model, groups, sensitivity, target,
             tolerance=float(pcfg["flops_tolerance"]), min_channels=min_channels,
@@ -250,6 +261,10 @@ def prune_iteration(
         outcome = "failed_warned"
         log.warning("%s iteration %d keeps a model failing acceptance: %s", af, iteration,
                     describe(attempts[best]["acceptance"]))
+    elif attempts[best]["target"] == 0.0 and requested > 0:
+        outcome = "kept_entering_model"
+        log.warning("%s iteration %d: no target in (0, %.3f] passed in %d attempts; keeping the model "
+                    "entering the iteration (FLOPs reduction 0 here)", af, iteration, requested, len(attempts) - 1)
     else:
         outcome = "passed" if best == 0 else "passed_after_backoff"
     final = attempts[best]
@@ -368,6 +383,7 @@ def assemble_pruned(
                 "iteration_outcomes": outcomes,
                 "outcome": (
                     "failed_warned" if not verdict["passed"]
+                    else "kept_entering_model" if "kept_entering_model" in outcomes
                     else "passed_after_backoff" if "passed_after_backoff" in outcomes else "passed"
                 ),
             },
