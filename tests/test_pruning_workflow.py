@@ -38,7 +38,7 @@ def test_tiny_workflow_prunes_every_af_and_draws_fig1_and_table2(tiny_run):
         assert len(info["iterations"]) == len(ratios)
         assert info["reached_overall"] == pytest.approx(1 - metrics["flops"] / original["flops"])
         assert info["mask_vs_slim_max_abs_diff"] < 1e-5
-        assert info["acceptance"]["outcome"] in {"passed", "passed_after_backoff", "failed_warned"}
+        assert info["acceptance"]["outcome"] in {"passed", "passed_after_backoff", "kept_entering_model", "failed_warned"}
         n = len(info["iterations"])
         assert len(info["requested_targets"]) == len(info["reached"]) == len(info["attempts"]) == n
         assert info["requested_overall"] == pytest.approx(composed_ratio(ratios))
