@@ -3,19 +3,22 @@
 Why processes and not TensorFlow's intra-op threads: one fault's model call on a small model
 splits poorly over threads (2 threads gave 1.61x on 2 cores), while K independent shards of the
 same fault list scale with the cores, as the pipeline's shard jobs do. Each worker is a fresh
-``spawn``-ed interpreter (TensorFlow's thread pools and a forked parent do not mix) that opens
-the model from a file, runs :func:`hsiseu.faults.campaign.run_shard` for its shard and returns;
-the shards checkpoint and resume exactly as the pipeline's, and the merge sorts by fault, so
-the outcomes are those of one worker, byte for byte.
+interpreter (``python -m hsiseu.faults.workers SPEC``), not a ``multiprocessing`` child: those
+re-import the caller's main script, so a user's script without an ``if __name__ ==
+"__main__":`` guard would start its campaign again in every worker. A worker opens the model from
+a file, runs :func:`hsiseu.faults.campaign.run_shard` for its shard and prints its progress; the
+shards checkpoint and resume exactly as the pipeline's, and the merge sorts by fault, so the
+outcomes are those of one worker, byte for byte.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import json
 import os
-import queue
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,21 +39,23 @@ def shard_path(out: Path, shard: int, n_shards: int) -> Path:
     return out / "shards" / f"{shard}-of-{n_shards}.csv"
 
 
-def _worker(shard: int, n_shards: int, model_file: str, images_file: str, labels_file: str,
-            options: Mapping[str, Any], faults_path: str, out: str, chunk_size: int,
-            sampling: Mapping[str, Any], bits: Sequence[int] | None, progress: Any) -> str:
+def _worker(spec: Mapping[str, Any]) -> None:
+    """One shard, as ``spec`` (written by :func:`run_shards`) describes it; progress on stdout."""
     from hsiseu.faults.api import open_model
     from hsiseu.faults.campaign import run_shard
     from hsiseu.runtime import configure_tensorflow
 
-    if not str(model_file).endswith(".tflite"):
+    if not str(spec["model"]).endswith(".tflite"):
         configure_tensorflow(1)
-    x = np.load(images_file)
-    backend = open_model(model_file, x, options)
-    run_shard(backend, faults_path=faults_path, labels=np.load(labels_file), shard=shard, n_shards=n_shards,
-              out=out, chunk_size=chunk_size, progress=False, sampling=sampling, bits=bits,
-              on_progress=progress.put)
-    return out
+    x = np.load(spec["images"])
+    backend = open_model(spec["model"], x, spec["options"])
+
+    def tick(n: int) -> None:
+        print(n, flush=True)
+
+    run_shard(backend, faults_path=spec["faults"], labels=np.load(spec["labels"]), shard=spec["shard"],
+              n_shards=spec["n_shards"], out=spec["out"], chunk_size=spec["chunk_size"], progress=False,
+              sampling=spec["sampling"], bits=spec["bits"], on_progress=tick)
 
 
 def run_shards(model_file: Path, images: np.ndarray, labels: np.ndarray, options: Mapping[str, Any], *,
@@ -60,39 +65,51 @@ def run_shards(model_file: Path, images: np.ndarray, labels: np.ndarray, options
     already); their outcome files.
 
     ``model_file`` is the model as a file the workers open; ``scratch`` a folder for the arrays
-    they load; ``total`` the faults the bar counts (at most: adaptive units stop early)."""
+    and specs they read; ``total`` the faults the bar counts (at most: adaptive units stop early)."""
     from tqdm.auto import tqdm
 
-    images_file, labels_file = scratch / "images.npy", scratch / "labels.npy"
-    np.save(images_file, images)
-    np.save(labels_file, labels)
     paths = [shard_path(out, i, workers) for i in range(workers)]
     todo = [i for i, path in enumerate(paths) if not path.exists()]  # a finished shard is kept
     if not todo:
         return paths
-    context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager, ProcessPoolExecutor(len(todo), mp_context=context) as pool:
-        ticks = manager.Queue()
-        futures = [pool.submit(_worker, i, workers, str(model_file), str(images_file), str(labels_file),
-                               dict(options), str(faults_path), str(paths[i]), chunk_size, dict(sampling),
-                               None if bits is None else list(bits), ticks)
-                   for i in todo]
-        with tqdm(total=total, desc=f"{workers} workers (at most)", unit="fault", disable=not progress,
-                  mininterval=5.0) as bar:
-            _drain(ticks, bar.update, lambda: all(f.done() for f in futures))
-        for future in futures:
-            future.result()  # a worker's exception, raised here
+    np.save(scratch / "images.npy", images)
+    np.save(scratch / "labels.npy", labels)
+    procs = []
+    for i in todo:
+        spec = {"model": str(model_file), "images": str(scratch / "images.npy"),
+                "labels": str(scratch / "labels.npy"), "options": dict(options), "faults": str(faults_path),
+                "shard": i, "n_shards": workers, "out": str(paths[i]), "chunk_size": int(chunk_size),
+                "sampling": dict(sampling), "bits": None if bits is None else [int(b) for b in bits]}
+        (scratch / f"spec{i}.json").write_text(json.dumps(spec))
+        err = open(scratch / f"worker{i}.log", "w")
+        procs.append((i, subprocess.Popen([sys.executable, "-m", "hsiseu.faults.workers", str(scratch / f"spec{i}.json")],
+                                          stdout=subprocess.PIPE, stderr=err, text=True), err))
+    with tqdm(total=total, desc=f"{workers} workers (at most)", unit="fault", disable=not progress,
+              mininterval=5.0) as bar:
+        lock = threading.Lock()
+
+        def forward(stream) -> None:
+            for line in stream:  # read to the end, so that a worker never blocks on a full pipe
+                if line.strip().isdigit():  # anything else a library prints is not progress
+                    with lock:
+                        bar.update(int(line))
+
+        readers = [threading.Thread(target=forward, args=(p.stdout,), daemon=True) for _, p, _ in procs]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join()
+    failed = []
+    for i, proc, err in procs:
+        proc.wait()
+        err.close()
+        if proc.returncode:
+            tail = (scratch / f"worker{i}.log").read_text()[-2000:]
+            failed.append(f"worker of shard {i}/{workers} exited with {proc.returncode}:\n{tail}")
+    if failed:
+        raise RuntimeError("\n".join(failed))
     return paths
 
 
-def _drain(ticks: Any, update: Callable[[int], Any], finished: Callable[[], bool]) -> None:
-    """Forward the workers' progress ticks to the bar until every worker has finished."""
-    while True:
-        done = finished()  # before draining: no tick sent before the end is left behind
-        try:
-            while True:
-                update(ticks.get(timeout=0.5))
-        except queue.Empty:
-            pass
-        if done:
-            return
+if __name__ == "__main__":
+    _worker(json.loads(Path(sys.argv[1]).read_text()))
