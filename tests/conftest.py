@@ -165,6 +165,61 @@ def tiny_run(tmp_path_factory):
     return dest, cfg
 
 
+def dvc_env() -> dict[str, str]:
+    """The environment of the DVC runs: no analytics, a git identity, no SLURM (local_env)."""
+    return local_env(DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
+                     GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+
+
+def sh(cwd: Path, *cmd: str, timeout: int = 1800) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=dvc_env(), capture_output=True, text=True, timeout=timeout)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{out[-4000:]}"
+    return out
+
+
+def dvc(cwd: Path, *args: str, timeout: int = 1800) -> str:
+    return sh(cwd, sys.executable, "-m", "dvc", *args, timeout=timeout)
+
+
+def dvc_config() -> dict:
+    """The DVC run's config: one AF (the stages of one chain show what a parameter change re-runs)
+    and one replicate, relu's replicate 0 (the shared tiny run's too: test_reproducible compares
+    the two). Its campaigns take the paths the shared run does not: one `fault_campaign` job
+    each (faults.shards: 1) and the fast engines (the float one included)."""
+    cfg = tiny_config()
+    cfg["afs"] = ["relu"]
+    cfg["replicates"] = [0]  # a list: dvc.yaml's matrix reads it (the shared tiny run covers replicates)
+    cfg["faults"].update(shards=1, engine="fast")
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def dvc_repro(tmp_path_factory):
+    """A new git + DVC repository holding the workflow, the DVC config and its data, after one
+    `dvc repro` (the whole DAG), committed; and that repro's output. Tests that change it work on
+    a copy (test_dvc_pipeline's `dvc exp run`)."""
+    from hsiseu.synthetic import generate_dataset
+
+    repo = copy_workflow(tmp_path_factory.mktemp("dvcrepo") / "repo")
+    # what DVC hashes as stage dependencies, and its own files
+    shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy2(REPO / name, repo / name)
+    cfg = dvc_config()
+    write_config(repo / "config", cfg, "config.yaml")
+    generate_dataset(repo / cfg["data"]["root"], **cfg["data"]["synthetic"])
+    sh(repo, "git", "init", "-q")
+    dvc(repo, "init", "-q")
+    dvc(repo, "add", "-q", "data")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "tiny")
+    first = dvc(repo, "repro")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "repro")
+    return repo, first
+
+
 class Interrupted(Exception):
     pass
 

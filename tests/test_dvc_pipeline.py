@@ -1,75 +1,33 @@
 """The three ways users run the project, on the tiny config, for real: `dvc repro` (which runs
 Snakemake stage by stage), a second `dvc repro` that does nothing, `dvc exp run -S` that re-runs
-only what a parameter touches, `dvc metrics show`, `dvc push`, and the HTML report."""
+only what a parameter touches, `dvc metrics show`, `dvc push`, and the HTML report.
+
+The repository and its `dvc repro` are conftest's session fixture `dvc_repro` (its config:
+conftest.dvc_config): the chain it builds is also the shared tiny run's relu replicate 0, which
+test_reproducible compares byte for byte, and whose campaigns (fast engines, one job each) are
+compared here with the shared run's (reference engines, sharded)."""
 
 from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, copy_workflow, local_env, tiny_config, write_config
-from hsiseu.synthetic import generate_dataset
+from conftest import dvc, dvc_config, sh
 
 pytestmark = pytest.mark.slow
-
-ENV = local_env(DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2", GIT_AUTHOR_NAME="t",
-                GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-
-
-def sh(cwd: Path, *cmd: str, timeout: int = 1800) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{out[-4000:]}"
-    return out
-
-
-def dvc(cwd: Path, *args: str, timeout: int = 1800) -> str:
-    return sh(cwd, sys.executable, "-m", "dvc", *args, timeout=timeout)
 
 
 def ran_stages(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-def dvc_config() -> dict:
-    """One AF: the stages of one chain are enough to show what a parameter change re-runs, and
-    CI's time is better spent elsewhere than on two more chains. Its campaigns take the paths the
-    shared tiny run does not: one `fault_campaign` job each (faults.shards: 1) and the fast
-    engines (the float one included), so that both paths run for real."""
-    cfg = tiny_config()
-    cfg["afs"] = ["relu"]
-    cfg["replicates"] = [0]  # a list: dvc.yaml's matrix reads it (the shared tiny run covers replicates)
-    cfg["faults"].update(shards=1, engine="fast")
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def repro(tmp_path_factory):
-    """A new git + DVC repository holding the workflow, the tiny config and tiny data, after one
-    `dvc repro` (the whole DAG)."""
-    repo = copy_workflow(tmp_path_factory.mktemp("dvcrepo") / "repo")
-    # what DVC hashes as stage dependencies, and its own files
-    shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy2(REPO / name, repo / name)
-    cfg = dvc_config()
-    write_config(repo / "config", cfg, "config.yaml")
-    generate_dataset(repo / cfg["data"]["root"], **cfg["data"]["synthetic"])
-    sh(repo, "git", "init", "-q")
-    dvc(repo, "init", "-q")
-    dvc(repo, "add", "-q", "data")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-q", "-m", "tiny")
-    first = dvc(repo, "repro")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-q", "-m", "repro")
-    return repo, first
+@pytest.fixture
+def repro(dvc_repro):
+    return dvc_repro
 
 
 def test_first_repro_runs_every_stage_and_makes_every_figure_and_table(repro):
@@ -119,31 +77,32 @@ def test_push_stores_models_and_results_in_a_local_remote(repro, tmp_path):
     assert len(stored) > 30
 
 
-def _weights(model_keras: Path) -> bytes:
-    """A .keras archive's weights (the archive also holds its save date)."""
-    with zipfile.ZipFile(model_keras) as archive:
-        return archive.read("model.weights.h5")
+#: relu's replicate 0, which both runs build
+CHAIN = Path("results/relu/rep0")
+#: every campaign file; none holds a wall-clock time
+CAMPAIGN_FILES = tuple(f"{stage}/faults/{name}" for stage in ("original", "pruned", "quantized")
+                       for name in ("fault_list.csv", "parameter_sets.csv", "outcomes.csv", "cells.csv",
+                                    "faults_run.csv"))
 
 
 def test_fast_engines_in_single_job_campaigns_give_the_shared_runs_files_byte_for_byte(repro, tiny_run):
-    """Replicate 0 of relu is the same model here and in the shared tiny run (same settings, same
-    machine), whose campaigns ran the reference engines in two shards, then a merge job: the
-    fast engines' campaigns, each one job, must give the same files, byte for byte."""
+    """The shared tiny run's campaigns ran the reference engines in two shards, then a merge job;
+    here each campaign is one job of the fast engines, on the same models (test_reproducible):
+    the same files, byte for byte."""
     repo, _ = repro
     shared, shared_cfg = tiny_run
+    cfg = dvc_config()
+    assert (cfg["faults"]["engine"], cfg["faults"]["shards"]) == ("fast", 1)
     assert (shared_cfg["faults"]["engine"], shared_cfg["faults"]["shards"]) == ("reference", 2)
-    chain = Path("results/relu/rep0")
-    for model in ("original/model.keras", "pruned/model.keras"):
-        assert _weights(repo / chain / model) == _weights(shared / chain / model), f"{model} differs: nothing to compare"
-    assert (repo / chain / "quantized/model.tflite").read_bytes() == (shared / chain / "quantized/model.tflite").read_bytes()
-    differ = [f"{stage}/{name}" for stage in ("original", "pruned", "quantized")
-              for name in ("fault_list.csv", "parameter_sets.csv", "outcomes.csv", "cells.csv", "faults_run.csv")
-              if (repo / chain / stage / "faults" / name).read_bytes() != (shared / chain / stage / "faults" / name).read_bytes()]
+    assert (repo / CHAIN / "quantized/model.tflite").read_bytes() == (shared / CHAIN / "quantized/model.tflite").read_bytes()
+    differ = [name for name in CAMPAIGN_FILES if (repo / CHAIN / name).read_bytes() != (shared / CHAIN / name).read_bytes()]
     assert not differ, f"the fast single-job campaigns differ from the reference sharded ones: {differ}"
 
 
-def test_exp_run_with_a_changed_parameter_reruns_only_what_depends_on_it(repro):
-    repo, _ = repro
+def test_exp_run_with_a_changed_parameter_reruns_only_what_depends_on_it(repro, tmp_path):
+    # in a copy: the session's repository stays as `dvc repro` left it (test_reproducible reads it)
+    repo = tmp_path / "repo"
+    shutil.copytree(repro[0], repo, symlinks=True)
     out = dvc(repo, "exp", "run", "-S", "config/config.yaml:quantization.representative_samples=2")
     # quantization and what follows it re-run; the data, the training, the pruning and the float
     # models' campaigns do not (a late stage, so that the test stays short)

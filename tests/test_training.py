@@ -42,7 +42,7 @@ def test_same_seed_gives_identical_weights_and_history(tiny, tmp_path):
 
 
 def test_metrics_file_reports_test_ious_of_the_best_epoch(tiny, tmp_path):
-    cfg = dict(tiny, training=dict(tiny["training"], epochs={"relu": 3, "sigmoid": 3, "hard_sigmoid": 3}))
+    cfg = dict(tiny, training=dict(tiny["training"], epochs={**tiny["training"]["epochs"], "hard_sigmoid": 3}))
     metrics = _train(cfg, tmp_path, af="hard_sigmoid")
     on_disk = read_json(tmp_path / "metrics.json")
     assert on_disk["best_epoch"] == metrics["best_epoch"]
@@ -57,7 +57,7 @@ def test_metrics_file_reports_test_ious_of_the_best_epoch(tiny, tmp_path):
 
 
 def test_training_reduces_the_loss(tiny, tmp_path):
-    cfg = dict(tiny, training=dict(tiny["training"], epochs={"relu": 4, "sigmoid": 4, "hard_sigmoid": 4}))
+    cfg = dict(tiny, training=dict(tiny["training"], epochs={**tiny["training"]["epochs"], "relu": 4}))
     _train(cfg, tmp_path)
     history = pd.read_csv(tmp_path / "history.csv")
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
