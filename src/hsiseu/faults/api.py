@@ -258,16 +258,15 @@ class _Pool:
     options: Mapping[str, Any]
     workers: int
 
-    def run(self, faults: Path, out: Path, *, n_shards: int, chunk_size: int, sampling: Mapping[str, Any],
-            bits: Sequence[int] | None, progress: bool) -> list[Path]:
-        from hsiseu.faults import faultlist
+    def run(self, faults: Path, out: Path, *, n_shards: int, total: int, chunk_size: int,
+            sampling: Mapping[str, Any], bits: Sequence[int] | None, progress: bool) -> list[Path]:
         from hsiseu.faults.workers import run_shards
 
         with tempfile.TemporaryDirectory(prefix="hsiseu-workers-") as tmp:
             scratch = Path(tmp)
             return run_shards(self._model_file(scratch), self.images, self.labels, self.options,
                               faults_path=faults, out=out, workers=n_shards, chunk_size=chunk_size,
-                              sampling=sampling, bits=bits, total=len(faultlist.read(faults)),
+                              sampling=sampling, bits=bits, total=total,
                               progress=progress, scratch=scratch)
 
     def _model_file(self, scratch: Path) -> Path:
@@ -282,11 +281,8 @@ class _Pool:
         return path
 
 
-def _shard_count(faults: Path, workers: int) -> int:
+def _shard_count(listed: pd.DataFrame, workers: int) -> int:
     """Workers beyond the units (adaptive) or the faults would get nothing to run."""
-    from hsiseu.faults import faultlist
-
-    listed = faultlist.read(faults)
     units = listed["unit"].nunique() if "unit" in listed.columns else len(listed)
     return max(1, min(workers, units))
 
@@ -294,7 +290,7 @@ def _shard_count(faults: Path, workers: int) -> int:
 def _campaign(backend: Backend, out: Path, labels: np.ndarray, settings: dict[str, Any], checkpoint_faults: int,
               progress: bool, pool: _Pool) -> CampaignResult:
     """The campaign's files in ``out`` (fault list, the shards, merge), read back."""
-    from hsiseu.faults import campaign
+    from hsiseu.faults import campaign, faultlist
     from hsiseu.faults.stats.aggregate import network_rate, set_mean
     from hsiseu.io import read_json, write_json
 
@@ -309,15 +305,16 @@ def _campaign(backend: Backend, out: Path, labels: np.ndarray, settings: dict[st
     if not faults.exists():
         campaign.write_fault_list(backend, sampling=sampling, bits=bits, seed=settings["seed"],
                                   out_faults=faults, out_sets=sets)
-    n_shards = _shard_count(faults, pool.workers)
+    listed = faultlist.read(faults)
+    n_shards = _shard_count(listed, pool.workers)
     if n_shards == 1:
         shards = [out / "shards" / "0-of-1.csv"]
         if not shards[0].exists():  # written at its end: a finished shard is kept
             campaign.run_shard(backend, faults_path=faults, labels=labels, shard=0, n_shards=1, out=shards[0],
                                chunk_size=checkpoint_faults, progress=progress, sampling=sampling, bits=bits)
     else:
-        shards = pool.run(faults, out, n_shards=n_shards, chunk_size=checkpoint_faults, sampling=sampling,
-                          bits=bits, progress=progress)
+        shards = pool.run(faults, out, n_shards=n_shards, total=len(listed), chunk_size=checkpoint_faults,
+                          sampling=sampling, bits=bits, progress=progress)
     campaign.merge_shards(shards, faults_path=faults, sets_path=sets, out_outcomes=out / "outcomes.csv",
                           out_cells=out / "cells.csv", sampling=sampling, bits=bits,
                           out_faults_run=out / "faults_run.csv")

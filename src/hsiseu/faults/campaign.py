@@ -129,13 +129,20 @@ def _chunked(run, frame: pd.DataFrame, paths: Sequence[Path], chunk_size: int, b
     return result
 
 
-def _unit_states(sets, bits, sampling, frame: pd.DataFrame, path) -> tuple[pd.DataFrame, dict[str, UnitState]]:
+def _fresh_states(sets, bits, sampling) -> tuple[pd.DataFrame, dict[str, UnitState]]:
+    """The units of ``sampling`` on these sets, each with its sampling state before any fault."""
     table = units(sets, bits, population_of(sampling), sampling)
+    return table, {row.unit: unit_state(row._asdict(), sampling) for row in table.itertuples(index=False)}
+
+
+def _unit_states(sets, bits, sampling, frame: pd.DataFrame, path) -> tuple[pd.DataFrame, dict[str, UnitState]]:
+    """:func:`_fresh_states`, checked against the fault list ``frame`` (read from ``path``)."""
+    table, states = _fresh_states(sets, bits, sampling)
     listed = frame.groupby("unit", sort=False)["rank"].size()
     if set(listed.index) != set(table["unit"]) or not (table.set_index("unit")["candidates"] == listed).all():
         raise ValueError(f"{path}: its units and candidates are not those of faults.sampling {dict(sampling)} "
                          "on this model (the list was made with other settings)")
-    return table, {row.unit: unit_state(row._asdict(), sampling) for row in table.itertuples(index=False)}
+    return table, states
 
 
 def run_shard(backend: Backend, *, faults_path: str | os.PathLike[str], labels: np.ndarray,
@@ -237,9 +244,8 @@ def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sets: pd.Data
         # a unit reports what its stopping rule reports (UnitState.interval: the confidence
         # sequence itself where it lies within +- e, e.g. [0, U0] for a run of zeros, else the
         # normal interval with p*); its outcomes, in rank order, end where the rule stopped
-        layout = units(sets_from_frame(sets), bits, population_of(sampling), sampling).set_index("unit")
-        unit_iv = {u: unit_state({"unit": u, **layout.loc[u].to_dict()}, sampling).replay(x).interval()
-                   for u, x in samples.items()}
+        _, states = _fresh_states(sets_from_frame(sets), bits, sampling)
+        unit_iv = {u: states[u].replay(x).interval() for u, x in samples.items()}
         how = "the rule's interval"
     else:
         unit_iv = {u: normal_interval(x, confidence, int(table.loc[u, "population"]), p_unit)
