@@ -19,7 +19,7 @@ import pandas as pd
 
 from hsiseu import data as hdata
 from hsiseu import settings
-from hsiseu.evaluation import confusion_over, keras_predictor
+from hsiseu.evaluation import compiled_predictor, confusion_over, keras_predictor
 from hsiseu.io import atomic_path, write_json
 from hsiseu.metrics import IGNORE, global_iou, segmentation_report, weighted_iou
 
@@ -90,11 +90,17 @@ def split_dataset(config: Mapping[str, Any], split: str, *, shuffle: bool = Fals
 
 
 class BestOnValidation(keras.callbacks.Callback):
-    """Validation IoUs each epoch; the best weights are kept in memory and restored by ``fit``."""
+    """Validation IoUs each epoch; the best weights are kept in memory and restored by ``fit``.
+
+    The split is read from disk once and kept (a validation split is small, and it is scored
+    every epoch), and scored through one traced graph of the model."""
 
     def __init__(self, val_ds, n_classes: int, monitor: str):
         super().__init__()
-        self.val_ds = val_ds
+        if monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {sorted(MONITORS)}, got {monitor!r}")
+        self.val_ds = val_ds.cache()
+        self._predict = None
         self.n_classes = n_classes
         self.monitor = monitor
         self.mode = MONITORS[monitor]
@@ -106,7 +112,9 @@ class BestOnValidation(keras.callbacks.Callback):
 
     def validate(self, epoch: int, logs: dict) -> dict[str, float]:
         """Add the validation Global / Weighted IoU (%) to ``logs``; the epoch's history row."""
-        cm = confusion_over(keras_predictor(self.model), self.val_ds, self.n_classes)
+        if self._predict is None:
+            self._predict = compiled_predictor(self.model)
+        cm = confusion_over(self._predict, self.val_ds, self.n_classes)
         logs["val_global_iou"] = 100.0 * global_iou(cm)
         logs["val_weighted_iou"] = 100.0 * weighted_iou(cm)
         return {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
@@ -129,6 +137,45 @@ class BestOnValidation(keras.callbacks.Callback):
         )
 
 
+def fit_with_checkpoint(
+    model,
+    best: BestOnValidation,
+    train_ds,
+    val_ds,
+    *,
+    epochs: int,
+    learning_rate: float,
+    monitor: str,
+    n_classes: int,
+    verbose: int,
+    class_weighting: str,
+) -> None:
+    """Train ``model`` in place with the class-weighted loss and leave it at the epoch ``best``
+    kept: the one training loop of the original models and of every pruning fine-tune.
+
+    Keras's own validation pass runs only where its ``val_loss`` is the monitor: ``best`` scores
+    the validation split itself, and a second pass per epoch adds time to every epoch."""
+    weights = class_weights(training_class_counts(train_ds, n_classes), class_weighting)
+    log.info("class weights (%s): %s", class_weighting, np.round(weights, 3).tolist())
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+    )
+    # The optimizer's slots made now rather than inside the first trace of the train step: a
+    # tf.function that creates variables is traced twice, and a trace costs seconds per fit.
+    model.optimizer.build(model.trainable_variables)
+    model.fit(
+        _as_training_triples(train_ds, weights),
+        validation_data=_as_training_triples(val_ds, weights) if monitor == "val_loss" else None,
+        epochs=int(epochs),
+        verbose=verbose,
+        callbacks=[best],
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
+    )
+    if best.best_weights is not None:
+        model.set_weights(best.best_weights)
+
+
 def fit(
     model,
     train_ds,
@@ -145,25 +192,11 @@ def fit(
 
     Returns the per-epoch history and the best epoch (1-based).
     """
-    weights = class_weights(training_class_counts(train_ds, n_classes), class_weighting)
-    log.info("class weights (%s): %s", class_weighting, np.round(weights, 3).tolist())
-    if monitor not in MONITORS:
-        raise ValueError(f"monitor must be one of {sorted(MONITORS)}, got {monitor!r}")
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-    )
     best = BestOnValidation(val_ds, n_classes, monitor)
-    model.fit(
-        _as_training_triples(train_ds, weights),
-        validation_data=_as_training_triples(val_ds, weights),
-        epochs=int(epochs),
-        verbose=verbose,
-        callbacks=[best],
-        shuffle=False,  # the tf.data pipeline shuffles, seeded
+    fit_with_checkpoint(
+        model, best, train_ds, val_ds, epochs=epochs, learning_rate=learning_rate,
+        monitor=monitor, n_classes=n_classes, verbose=verbose, class_weighting=class_weighting,
     )
-    if best.best_weights is not None:
-        model.set_weights(best.best_weights)
     return pd.DataFrame(best.rows), best.best_epoch
 
 

@@ -18,7 +18,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import keras
 import numpy as np
 import pandas as pd
 
@@ -92,9 +91,7 @@ def finetune(
     ``reference`` (the original model's metrics) turns on the acceptance-aware choice of the kept
     epoch when ``pruning.acceptance.split`` is ``validation``.
     """
-    from hsiseu.training import (
-        _as_training_triples, class_weights, split_dataset, training_class_counts,
-    )
+    from hsiseu.training import fit_with_checkpoint, split_dataset
 
     if epochs <= 0:
         return pd.DataFrame(), 0, 0.0
@@ -102,30 +99,16 @@ def finetune(
     tcfg = config["training"]
     acc = config["pruning"]["acceptance"]
     n_classes = int(config["model"]["n_classes"])
-    train_ds = split_dataset(config, "training", shuffle=True, seed=seed)
     val_ds = split_dataset(config, "validation")
-    scheme = tcfg.get("class_weighting", "median_frequency")
-    weights = class_weights(training_class_counts(train_ds, n_classes), scheme)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=float(config["pruning"]["finetune"]["learning_rate"])),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-    )
     selective = reference is not None and acc["split"] == "validation"
     best = AcceptanceCheckpoint(
         val_ds, n_classes, tcfg["monitor"],
         reference=reference if selective else None, acceptance=acc if selective else None,
     )
-    # Keras's own validation pass only where its val_loss is the monitor: the callback scores the
-    # validation split itself, and a second pass per epoch adds time to every backoff fine-tune.
-    validation = _as_training_triples(val_ds, weights) if tcfg["monitor"] == "val_loss" else None
-    model.fit(
-        _as_training_triples(train_ds, weights),
-        validation_data=validation,
-        epochs=int(epochs),
-        verbose=int(verbose),
-        callbacks=[best],
-        shuffle=False,  # the tf.data pipeline shuffles, seeded
+    fit_with_checkpoint(
+        model, best, split_dataset(config, "training", shuffle=True, seed=seed), val_ds,
+        epochs=int(epochs), learning_rate=float(config["pruning"]["finetune"]["learning_rate"]),
+        monitor=tcfg["monitor"], n_classes=n_classes, verbose=int(verbose),
+        class_weighting=tcfg.get("class_weighting", "median_frequency"),
     )
-    if best.best_weights is not None:
-        model.set_weights(best.best_weights)
     return pd.DataFrame(best.rows), int(best.best_epoch), time.perf_counter() - t0

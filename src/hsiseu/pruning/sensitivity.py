@@ -15,17 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from hsiseu.evaluation import confusion_over
+from hsiseu.evaluation import compiled_predictor, confusion_over
 from hsiseu.io import atomic_path
 from hsiseu.metrics import global_iou, weighted_iou
 from hsiseu.pruning.groups import Group, prunable_groups
 from hsiseu.pruning.surgery import channels_to_remove, masked, n_removed
 
-__all__ = ["METRICS", "SENSITIVITY_COLUMNS", "compiled_predictor", "run_sensitivity", "sensitivity_curves", "validation_scorer"]
+__all__ = ["METRICS", "SENSITIVITY_COLUMNS", "run_sensitivity", "sensitivity_curves", "validation_scorer"]
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +32,6 @@ METRICS: dict[str, Callable] = {"global_iou": global_iou, "weighted_iou": weight
 SENSITIVITY_COLUMNS = ["layer", "channels", "sparsity", "removed", "metric", "value", "baseline", "drop"]
 
 Scorer = Callable[[keras.Model], float]
-
-
-def compiled_predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
-    """Class map of ``model`` through one traced graph: the analysis scores the same model
-    hundreds of times with only its weights changed (variables, which a trace reads live), and
-    the eager per-layer dispatch of ``model(x)`` costs ~10x the arithmetic on a small U-Net."""
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def classes(x):
-        return tf.argmax(model(x, training=False), axis=-1, output_type=tf.int32)
-
-    return lambda x: classes(x).numpy().astype(np.uint8)
 
 
 def validation_scorer(config: Mapping[str, Any], metric: str) -> Scorer:
