@@ -67,10 +67,13 @@ def fault_list(config: Mapping[str, Any], stage: str, model_path: str | os.PathL
 
 def shard(config: Mapping[str, Any], stage: str, model_path: str | os.PathLike[str], *,
           faults_path: str | os.PathLike[str], shard: int, n_shards: int, out: str | os.PathLike[str],
-          threads: int | None = None) -> None:
+          threads: int | None = None, backend: Backend | None = None) -> None:
+    """``backend``: one already open on the campaign's test images (the whole campaign's job
+    lists and runs on one)."""
     f = config["faults"]
     x, y = test_data(config)
-    backend = backend_for(config, stage, model_path, x, threads)
+    if backend is None:
+        backend = backend_for(config, stage, model_path, x, threads)
     campaign.run_shard(backend, faults_path=faults_path, labels=y, shard=shard, n_shards=n_shards, out=out,
                        chunk_size=int(f["checkpoint_faults"]), sampling=f["sampling"], bits=f.get("bits"))
     stats = getattr(getattr(backend, "engine", None), "stats", None)
@@ -91,8 +94,13 @@ def whole_campaign(config: Mapping[str, Any], stage: str, model_path: str | os.P
                    out_faults_run: str, threads: int | None = None) -> None:
     """List, run as the one shard and merge in one process: with ``faults.shards: 1`` the three
     steps' separate jobs cost three interpreter and TensorFlow start-ups per campaign, more than
-    a small model's list and merge themselves. Same files, same bytes as the three jobs."""
-    fault_list(config, stage, model_path, out_faults=out_faults, out_sets=out_sets, threads=threads)
-    shard(config, stage, model_path, faults_path=out_faults, shard=0, n_shards=1, out=out_shard, threads=threads)
+    a small model's list and merge themselves; and one backend lists and runs. Same files, same
+    bytes as the three jobs."""
+    f = config["faults"]
+    backend = backend_for(config, stage, model_path, test_data(config)[0], threads)
+    campaign.write_fault_list(backend, sampling=f["sampling"], bits=f.get("bits"), seed=int(f["seed"]),
+                              out_faults=out_faults, out_sets=out_sets)
+    shard(config, stage, model_path, faults_path=out_faults, shard=0, n_shards=1, out=out_shard,
+          backend=backend)
     merge(config, [out_shard], faults_path=out_faults, sets_path=out_sets, out_outcomes=out_outcomes,
           out_cells=out_cells, out_faults_run=out_faults_run)
