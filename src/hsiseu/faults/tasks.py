@@ -55,26 +55,29 @@ def with_engine_settings(job_config: Mapping[str, Any], config: Mapping[str, Any
 
 
 def fault_list(config: Mapping[str, Any], stage: str, model_path: str | os.PathLike[str], *,
-               out_faults: str | os.PathLike[str], out_sets: str | os.PathLike[str], threads: int | None = None) -> None:
+               out_faults: str | os.PathLike[str], out_sets: str | os.PathLike[str], threads: int | None = None,
+               backend: Backend | None = None) -> None:
+    """``backend``: one already open on the model (the whole campaign's job lists and runs on one)."""
     f = config["faults"]
-    x, _ = test_data(config)
-    # the list needs the parameter sets only: the reference engine builds nothing else
-    config = {**config, "faults": {**f, "engine": "reference"}}
-    backend = backend_for(config, stage, model_path, x[:1], threads)
+    if backend is None:
+        x, _ = test_data(config)
+        # the list needs the parameter sets only: the reference engine builds nothing else
+        backend = backend_for({**config, "faults": {**f, "engine": "reference"}}, stage, model_path, x[:1], threads)
     campaign.write_fault_list(backend, sampling=f["sampling"], bits=f.get("bits"), seed=int(f["seed"]),
                               out_faults=out_faults, out_sets=out_sets)
 
 
 def shard(config: Mapping[str, Any], stage: str, model_path: str | os.PathLike[str], *,
           faults_path: str | os.PathLike[str], shard: int, n_shards: int, out: str | os.PathLike[str],
-          threads: int | None = None, backend: Backend | None = None) -> None:
-    """``backend``: one already open on the campaign's test images (the whole campaign's job
-    lists and runs on one)."""
+          threads: int | None = None, opened: tuple[Backend, np.ndarray] | None = None) -> None:
+    """``opened``: a backend already open on the campaign's test images, and their labels (the
+    whole campaign's job lists and runs on one)."""
     f = config["faults"]
-    x, y = test_data(config)
-    if backend is None:
-        backend = backend_for(config, stage, model_path, x, threads)
-    campaign.run_shard(backend, faults_path=faults_path, labels=y, shard=shard, n_shards=n_shards, out=out,
+    if opened is None:
+        x, y = test_data(config)
+        opened = backend_for(config, stage, model_path, x, threads), y
+    backend, labels = opened
+    campaign.run_shard(backend, faults_path=faults_path, labels=labels, shard=shard, n_shards=n_shards, out=out,
                        chunk_size=int(f["checkpoint_faults"]), sampling=f["sampling"], bits=f.get("bits"))
     stats = getattr(getattr(backend, "engine", None), "stats", None)
     if stats:
@@ -96,11 +99,10 @@ def whole_campaign(config: Mapping[str, Any], stage: str, model_path: str | os.P
     steps' separate jobs cost three interpreter and TensorFlow start-ups per campaign, more than
     a small model's list and merge themselves; and one backend lists and runs. Same files, same
     bytes as the three jobs."""
-    f = config["faults"]
-    backend = backend_for(config, stage, model_path, test_data(config)[0], threads)
-    campaign.write_fault_list(backend, sampling=f["sampling"], bits=f.get("bits"), seed=int(f["seed"]),
-                              out_faults=out_faults, out_sets=out_sets)
+    x, y = test_data(config)
+    backend = backend_for(config, stage, model_path, x, threads)
+    fault_list(config, stage, model_path, out_faults=out_faults, out_sets=out_sets, backend=backend)
     shard(config, stage, model_path, faults_path=out_faults, shard=0, n_shards=1, out=out_shard,
-          backend=backend)
+          opened=(backend, y))
     merge(config, [out_shard], faults_path=out_faults, sets_path=out_sets, out_outcomes=out_outcomes,
           out_cells=out_cells, out_faults_run=out_faults_run)
