@@ -170,7 +170,8 @@ class CampaignResult:
 
 def run(model: ModelLike, images: Any, labels: Any = None, *, error_margin: float = 0.025,
         confidence: float = 0.95, method: str | None = "adaptive", population: str = "cell",
-        mantissa_population: str = "cell", mantissa_error_margin: float | None = None, p: float = 0.5,
+        mantissa_population: str = "cell", mantissa_error_margin: float | None = None,
+        strata: Sequence[str] | None = None, p: float = 0.5,
         fixed_n: int | None = None, bits: Sequence[int] | None = None, seed: int = 0,
         out: str | os.PathLike[str] | None = None, progress: bool = True, engine: str = "fast",
         kernels: str = "xnnpack", memory_mb: float = 32, image_chunk: int | None = None,
@@ -193,6 +194,10 @@ def run(model: ModelLike, images: Any, labels: Any = None, *, error_margin: floa
         population: ``cell`` (one parameter set x bit), ``set`` (the bit drawn per fault),
             ``network`` (one estimate); ``mantissa_population="set"`` pools a float set's 23
             mantissa bits into one unit (at ``mantissa_error_margin``, None = ``error_margin``).
+        strata: ``adaptive`` only: keys that split a unit into strata known from the weights,
+            ``sign`` (the value is negative) and ``bit_value`` (the flipped bit is 1); each
+            stratum is weighed by its exact share (post-stratification, docs/sampling.md).
+            None: ``["sign"]`` for ``adaptive``, none otherwise.
         bits: bit positions to flip (default: every bit: 31..0 for float32, 7..0 for int8
             kernels, 31..0 for int32 biases); seed: seed of the fault list.
 
@@ -231,8 +236,10 @@ def run(model: ModelLike, images: Any, labels: Any = None, *, error_margin: floa
     labels_ = np.zeros(golden.shape, np.uint8) if y is None else y
     if labels_.shape != golden.shape:
         raise CampaignInputError(f"labels: shape {labels_.shape} does not match the model's class map {golden.shape}")
+    if strata is None:
+        strata = ["sign"] if method == "adaptive" else []
     sampling = {"method": method, "population": population, "mantissa_population": mantissa_population,
-                "error_margin": error_margin, "mantissa_error_margin": mantissa_error_margin,
+                "strata": list(strata), "error_margin": error_margin, "mantissa_error_margin": mantissa_error_margin,
                 "confidence": confidence, "p": p, "fixed_n": fixed_n}
     bits = None if bits is None else [int(b) for b in bits]
     settings = {"model": _model_id(model), "images": _array_id(x), "labels": _array_id(y), "sampling": sampling,

@@ -37,8 +37,8 @@ from hsiseu.faults.bitflip import flip_bits
 from hsiseu.faults.outcomes import OUTCOME_COLUMNS, outcome_of
 from hsiseu.faults.paramsets import sets_frame, sets_from_frame
 from hsiseu.faults.stats.adaptive import UnitState
-from hsiseu.faults.stats.candidates import (candidate_faults, cell_units, in_rank_order, method_of, pending_faults,
-                                            population_of, unit_layout, unit_state, units)
+from hsiseu.faults.stats.candidates import (candidate_faults, cell_units, in_rank_order, list_strata, method_of,
+                                            pending_faults, population_of, unit_layout, unit_state, units)
 from hsiseu.faults.stats.intervals import normal_interval
 from hsiseu.io import atomic_path, read_json, write_json
 
@@ -58,11 +58,12 @@ def write_fault_list(backend: Backend, *, sampling, bits: Sequence[int] | None, 
     """Draw and store the fault list of a model, with its parameter-set table (sizes, dtypes,
     share of values in 1 < |x| < 2)."""
     sets = backend.parameter_sets()
+    values = {s.name: backend.values(s.name) for s in sets}
     if in_rank_order(sampling):
-        frame = candidate_faults(sets, bits, population_of(sampling), sampling, seed)
+        frame = candidate_faults(sets, bits, population_of(sampling), sampling, seed, values)
     else:
         frame = faultlist.generate(sets, sampling=sampling, bits=bits, seed=seed)
-    table = sets_frame(sets, [backend.values(s.name) for s in sets])
+    table = sets_frame(sets, [values[s.name] for s in sets])
     with atomic_path(out_sets) as tmp:
         table.to_csv(tmp, index=False, lineterminator="\n")
     faultlist.write(frame, out_faults)
@@ -129,15 +130,18 @@ def _chunked(run, frame: pd.DataFrame, paths: Sequence[Path], chunk_size: int, b
     return result
 
 
-def _fresh_states(sets, bits, sampling) -> tuple[pd.DataFrame, dict[str, UnitState]]:
-    """The units of ``sampling`` on these sets, each with its sampling state before any fault."""
+def _fresh_states(sets, bits, sampling, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, UnitState]]:
+    """The units of ``sampling`` on these sets, each with its sampling state before any fault
+    (its strata read from the list of candidates ``frame``)."""
     table = units(sets, bits, population_of(sampling), sampling)
-    return table, {row.unit: unit_state(row._asdict(), sampling) for row in table.itertuples(index=False)}
+    strata = list_strata(frame)
+    return table, {row.unit: unit_state(row._asdict(), sampling, strata.get(row.unit))
+                   for row in table.itertuples(index=False)}
 
 
 def _unit_states(sets, bits, sampling, frame: pd.DataFrame, path) -> tuple[pd.DataFrame, dict[str, UnitState]]:
     """:func:`_fresh_states`, checked against the fault list ``frame`` (read from ``path``)."""
-    table, states = _fresh_states(sets, bits, sampling)
+    table, states = _fresh_states(sets, bits, sampling, frame)
     listed = frame.groupby("unit", sort=False)["rank"].size()
     if set(listed.index) != set(table["unit"]) or not (table.set_index("unit")["candidates"] == listed).all():
         raise ValueError(f"{path}: its units and candidates are not those of faults.sampling {dict(sampling)} "
@@ -210,7 +214,7 @@ def run_shard(backend: Backend, *, faults_path: str | os.PathLike[str], labels: 
 
 
 def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sets: pd.DataFrame, sampling,
-                      bits: Sequence[int] | None, confidence: float) -> pd.DataFrame:
+                      bits: Sequence[int] | None, confidence: float, faults: pd.DataFrame | None) -> pd.DataFrame:
     """Each cell's interval on its mean error rate (%), how it was made, and its unit's estimate.
 
     A cell that is a unit of its own reports the unit's interval: Leveugle's normal interval
@@ -244,23 +248,30 @@ def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sets: pd.Data
         # a unit reports what its stopping rule reports (UnitState.interval: the confidence
         # sequence itself where it lies within +- e, e.g. [0, U0] for a run of zeros, else the
         # normal interval with p*); its outcomes, in rank order, end where the rule stopped
-        _, states = _fresh_states(sets_from_frame(sets), bits, sampling)
+        _, states = _fresh_states(sets_from_frame(sets), bits, sampling,
+                                  faults if faults is not None else pd.DataFrame(columns=["unit"]))
         unit_iv = {u: states[u].replay(x).interval() for u, x in samples.items()}
+        stratified = {u for u, state in states.items() if state.strata is not None}
         how = "the rule's interval"
     else:
+        stratified = set()
         unit_iv = {u: normal_interval(x, confidence, int(table.loc[u, "population"]), p_unit)
                    for u, x in samples.items()}
         how = f"normal p={'1/2' if p_unit else 'p*'}"
-    cols: dict[str, list] = {k: [] for k in ("error_rate_low", "error_rate_high", "interval", "unit", "unit_bits",
+    cols: dict[str, list] = {k: [] for k in ("error_rate", "error_rate_low", "error_rate_high", "interval", "unit", "unit_bits",
                                              "unit_error_rate", "unit_error_rate_low", "unit_error_rate_high")}
     for row in cells.itertuples(index=False):
         unit = units_of[(row.set, int(row.bit))]
         whole, unit_bits = unit_iv[unit], int(table.loc[unit, "bits"])
         alone = unit_bits == 1 and table.loc[unit, "set"] == row.set
         iv = whole if alone else normal_interval(by_cell[(row.set, row.bit)], confidence, int(row.population), None)
+        # a stratified unit's estimate is its post-stratified mean (strata weighted by their
+        # exact shares), the centre of its interval; a cell that is such a unit reports it
+        post = alone and unit in stratified
+        cols["error_rate"].append(100 * whole.mean if post else row.error_rate)
         cols["error_rate_low"].append(100 * iv.low)
         cols["error_rate_high"].append(100 * iv.high)
-        cols["interval"].append(f"{method} unit {unit}, {how}, {level}" if alone
+        cols["interval"].append(f"{method} unit {unit}{', post-stratified' if post else ''}, {how}, {level}" if alone
                                 else f"{method}, cell of unit {unit}: cell's own faults, normal p=p*, {level}")
         cols["unit"].append(unit)
         cols["unit_bits"].append(unit_bits)
@@ -271,11 +282,12 @@ def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sets: pd.Data
 
 
 def cell_summary(outcomes: pd.DataFrame, sets: pd.DataFrame, sampling=None,
-                 bits: Sequence[int] | None = None) -> pd.DataFrame:
+                 bits: Sequence[int] | None = None, faults: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (parameter set, bit): faults injected, population, mean (and std) error rate with its
     interval and its unit's estimate (``sampling``: the config's ``faults.sampling``, ``bits``
     its ``faults.bits``; the confidence is its ``confidence``, 95 % without it), share of faults
-    that changed any pixel / made the output non-finite."""
+    that changed any pixel / made the output non-finite. ``faults``: the campaign's fault list
+    (the units' strata, where ``faults.sampling.strata`` made them)."""
     grouped = outcomes.groupby(["set", "bit"], sort=False)
     cells = grouped.agg(
         n=("fault", "size"),
@@ -292,7 +304,7 @@ def cell_summary(outcomes: pd.DataFrame, sets: pd.DataFrame, sampling=None,
     cells["population"] = cells["set"].map(meta["size"]).astype(int)
     cells["error_rate_std"] = cells["error_rate_std"].fillna(0.0)
     sampling = dict(sampling or {})
-    cells = _interval_columns(cells, outcomes, sets, sampling, bits, float(sampling.get("confidence", 0.95)))
+    cells = _interval_columns(cells, outcomes, sets, sampling, bits, float(sampling.get("confidence", 0.95)), faults)
     return cells.sort_values(["order", "bit"], ascending=[True, False]).loc[:, list(CELL_COLUMNS)].reset_index(drop=True)
 
 
@@ -346,7 +358,7 @@ def merge_shards(shard_paths: Sequence[str | os.PathLike[str]], *, faults_path: 
         outcomes.to_csv(tmp, index=False, lineterminator="\n")
     if out_faults_run is not None:
         faultlist.write(listed[listed["fault"].isin(expected)], out_faults_run)
-    cells = cell_summary(outcomes, pd.read_csv(sets_path), sampling, bits)
+    cells = cell_summary(outcomes, pd.read_csv(sets_path), sampling, bits, listed)
     with atomic_path(out_cells) as tmp:
         cells.to_csv(tmp, index=False, lineterminator="\n")
     return outcomes

@@ -21,13 +21,17 @@ from hsiseu.faults.paramsets import ParameterSet
 from hsiseu.faults.sampling import cell_sample_size
 from hsiseu.io import atomic_path
 
-__all__ = ["Fault", "COLUMNS", "UNIT_COLUMNS", "bits_for", "generate", "write", "read", "shard_of", "faults_of"]
+__all__ = ["Fault", "COLUMNS", "UNIT_COLUMNS", "STRATUM_COLUMNS", "bits_for", "generate", "write", "read", "shard_of", "faults_of"]
 
 COLUMNS = ("fault", "set", "bit", "index")
 #: the columns a list of candidates adds (``hsiseu.faults.stats.candidates``): its population
 #: unit and the fault's position in the unit's seeded order, of which a sequential run takes
 #: a prefix.
 UNIT_COLUMNS = ("unit", "rank")
+#: and, for an adaptive list with strata (:mod:`hsiseu.faults.stats.strata`), the fault's
+#: stratum within its unit and the unit's stratum populations (``;``-joined; one number for a
+#: unit that is not stratified).
+STRATUM_COLUMNS = ("stratum", "stratum_sizes")
 
 
 @dataclass(frozen=True)
@@ -80,17 +84,18 @@ def generate(
 
 
 def write(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    columns = list(COLUMNS) + [c for c in UNIT_COLUMNS if c in frame.columns]
+    columns = list(COLUMNS) + [c for c in UNIT_COLUMNS + STRATUM_COLUMNS if c in frame.columns]
     with atomic_path(path) as tmp:
         frame.loc[:, columns].to_csv(tmp, index=False, lineterminator="\n")
 
 
 def read(path: str | os.PathLike[str]) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype={"fault": np.int64, "set": str, "bit": np.int64, "index": np.int64,
-                                     "unit": str, "rank": np.int64})
-    if tuple(frame.columns) not in (COLUMNS, COLUMNS + UNIT_COLUMNS):
+                                     "unit": str, "rank": np.int64, "stratum": np.int64, "stratum_sizes": str})
+    if tuple(frame.columns) not in (COLUMNS, COLUMNS + UNIT_COLUMNS, COLUMNS + UNIT_COLUMNS + STRATUM_COLUMNS):
         raise ValueError(f"{path}: fault list columns {list(frame.columns)}, expected {list(COLUMNS)} "
-                         f"(plus {list(UNIT_COLUMNS)} for a list of candidates)")
+                         f"(plus {list(UNIT_COLUMNS)} for a list of candidates, and {list(STRATUM_COLUMNS)} "
+                         "for one with strata)")
     return frame
 
 

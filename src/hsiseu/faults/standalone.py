@@ -59,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "once Leveugle's n at its earned variance bound is reached)")
     parser.add_argument("--population", choices=("cell", "set", "network"), default="cell",
                         help="population unit of the sample size: a (set, bit) cell (default), a set, the network")
+    parser.add_argument("--strata", nargs="*", choices=("sign", "bit_value"), default=None,
+                        help="adaptive: strata inside a unit, known from the weights (default: sign; "
+                             "--strata with no key: none)")
     parser.add_argument("--bits", type=int, nargs="+", default=None, help="bit positions (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault list")
     parser.add_argument("--engine", default="fast", help="fast (default) or reference")
@@ -88,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(err))
     try:
         result = run(model, x, y, error_margin=args.error_margin, confidence=args.confidence, method=args.method,
-                     population=args.population, p=args.p, fixed_n=args.fixed_n, bits=args.bits, seed=args.seed,
+                     population=args.population, strata=args.strata, p=args.p, fixed_n=args.fixed_n, bits=args.bits, seed=args.seed,
                      out=args.out, engine=args.engine, kernels=args.kernels, memory_mb=args.memory_mb,
                      image_chunk=args.image_chunk, include_bn_moving_stats=args.include_bn_moving_stats,
                      checkpoint_faults=args.checkpoint_faults, threads=args.threads,

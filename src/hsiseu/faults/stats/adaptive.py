@@ -46,12 +46,17 @@ Looking after every round is free because both sequences hold at every n at once
 first ``min_round`` faults (or the all-zero stop, :func:`zero_stop`, where one round and a short
 one would reach it), then aimed at the projected stop (:meth:`UnitState.projected_stop`; 3 %
 past it unless every outcome is 0, where it is exact), at least ``min_round / 2`` and at most
-``n`` (so sizes at most double: O(log n) rounds), leaving a last round of at least
+``n`` (so sizes at most double: O(log n) rounds; ``n / 2`` with strata), leaving a last round of at least
 ``min_round / 2`` that lands on the target, never past the candidates. Everything is a function
 of the outcomes seen, so a unit is fully described by its parameters and its outcomes in rank
 order: :meth:`UnitState.to_dict` / :meth:`UnitState.from_dict` resume it exactly, and the same
 seed gives the same faults and the same stopping point. (Outcomes recorded under an earlier rule
 need not replay under this one: the replay checks every round end and refuses them.)
+
+With strata (:mod:`~hsiseu.faults.stats.strata`, adaptive only) the draw stays uniform; the
+two-sided sequence becomes one per stratum at 1 / H of its alpha, combined with the strata's exact
+shares; the mean is the post-stratified one, and the normal stop is the stratified normal
+interval with each stratum's p*; U0 and the all-zero stop are the unit's, unchanged.
 
 ``leveugle`` and ``fixed`` are the same object with one round holding every candidate
 (Leveugle's n at the configured p, resp. ``fixed_n``); ``leveugle`` reports the interval with
@@ -69,8 +74,9 @@ from typing import Any
 import numpy as np
 
 from hsiseu.faults.sampling import leveugle_n
-from hsiseu.faults.stats.bounds import confidence_sequence, upper_sequence
+from hsiseu.faults.stats.bounds import confidence_sequence, deterministic_range, upper_sequence
 from hsiseu.faults.stats.intervals import Interval, normal_interval, variance_p
+from hsiseu.faults.stats.strata import Strata
 
 __all__ = ["METHODS", "MIN_ROUND", "UPPER_SHARE", "UnitState", "adaptive_candidates", "required_n", "zero_stop"]
 
@@ -112,7 +118,8 @@ class UnitState:
     """
 
     def __init__(self, population: int, *, method: str = "adaptive", error_margin: float,
-                 confidence: float, candidates: int | None = None, min_round: int = MIN_ROUND) -> None:
+                 confidence: float, candidates: int | None = None, min_round: int = MIN_ROUND,
+                 strata: Strata | None = None) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown sampling method {method!r}; expected one of {METHODS}")
         if int(population) < 1:
@@ -135,10 +142,18 @@ class UnitState:
                 self.population, self.error_margin, self.confidence):
             raise ValueError("adaptive candidates fewer than Leveugle's n at p = 1/2: the stopping "
                              "rule could run out before its n")
+        if strata is not None:
+            if method != "adaptive":
+                raise ValueError(f"method {method!r}: strata are a part of the adaptive rule only")
+            if len(strata.ids) != self.candidates or int(strata.sizes.sum()) != self.population:
+                raise ValueError(f"strata of {len(strata.ids)} candidates over {int(strata.sizes.sum())} values "
+                                 f"do not fit a unit of {self.candidates} candidates over {self.population}")
+        self.strata = strata
         self.outcomes: list[float] = []
         self.round_ends: list[int] = []
         self._bound: tuple[float, float] | None = None
         self._parts_seen: tuple[float, float, float] = (0.0, 1.0, 1.0)
+        self._strata_seen: tuple[np.ndarray, np.ndarray] | None = None
         self._next: range | None = None
 
     # -- the rule ---------------------------------------------------------------------------
@@ -149,12 +164,28 @@ class UnitState:
 
     def _parts(self, x: np.ndarray) -> tuple[float, float, float]:
         """(L, U) of the two-sided sequence and U0 of the all-in one, after ``x`` (adaptive: at
-        confidence 1 - (1 - share) alpha, resp. 1 - share alpha; else (L, U) at 1 - alpha, U0 = 1)."""
+        confidence 1 - (1 - share) alpha, resp. 1 - share alpha; else (L, U) at 1 - alpha, U0 = 1).
+        With strata, (L, U) = sum_h W_h (L_h, U_h), each stratum's sequence at 1 / H of that
+        alpha (:mod:`~hsiseu.faults.stats.strata`); the strata's own bounds, each capped at
+        U0 / W_h (mu_h <= mu / W_h), are kept for the stratified normal interval."""
         if self.method != "adaptive":
             return (*confidence_sequence(x, self.confidence, self.population), 1.0)
         alpha = 1 - self.confidence
-        low, high = confidence_sequence(x, 1 - (1 - UPPER_SHARE) * alpha, self.population)
-        return low, high, upper_sequence(x, 1 - UPPER_SHARE * alpha, self.population)
+        upper = upper_sequence(x, 1 - UPPER_SHARE * alpha, self.population)
+        if self.strata is None:
+            low, high = confidence_sequence(x, 1 - (1 - UPPER_SHARE) * alpha, self.population)
+            return low, high, upper
+        lows, highs = self.strata.bounds(x, 1 - (1 - UPPER_SHARE) * alpha / len(self.strata))
+        weights = self.strata.weights
+        self._strata_seen = (lows, np.maximum(lows, np.minimum(highs, upper / weights)))
+        return float(weights @ lows), float(weights @ highs), upper
+
+    def estimate(self) -> float:
+        """The unit's mean: the outcomes' mean, or with strata sum_h W_h mean_h."""
+        x = np.asarray(self.outcomes)
+        if self.strata is not None:
+            return self.strata.estimate(x)
+        return float(x.mean()) if len(x) else 0.0
 
     @staticmethod
     def _joined(low: float, high: float, upper: float) -> tuple[float, float]:
@@ -188,15 +219,27 @@ class UnitState:
         it is the report, with no normal approximation."""
         if self.method != "adaptive" or self.n == 0:
             return False
-        return self._within(float(np.mean(self.outcomes)), *self.bound())
+        return self._within(self.estimate(), *self.bound())
 
-    def _stops(self, n: int, mean: float, low: float, high: float) -> bool:
+    def _stops(self, n: int, mean: float, low: float, high: float,
+               split: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> bool:
+        """The rule at n outcomes with these bounds (``split``: the strata's counts and bounds)."""
         if n >= self.candidates or self._within(mean, low, high):
             return True
         # all zeros: the bound itself or nothing (the normal interval at mean 0 is a Wald
         # interval at p-hat = 0, narrower than the exact bound U0 allows where U0 is large)
-        return mean > 0 and n >= required_n(self.population, self.error_margin, self.confidence,
-                                            variance_p(low, high))
+        if mean <= 0:
+            return False
+        if split is None:
+            return n >= required_n(self.population, self.error_margin, self.confidence, variance_p(low, high))
+        return self.strata.normal_half_width(*split, self.confidence) <= self.error_margin
+
+    def _split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The strata's counts and bounds after the outcomes seen (``None`` without strata)."""
+        if self.strata is None:
+            return None
+        self.bound()
+        return (self.strata.counts(self.n), *self._strata_seen)
 
     @property
     def done(self) -> bool:
@@ -204,7 +247,7 @@ class UnitState:
             return True
         if self.method != "adaptive" or self.n == 0:
             return False
-        return self._stops(self.n, float(np.mean(self.outcomes)), *self.bound())
+        return self._stops(self.n, self.estimate(), *self.bound(), self._split())
 
     def zero_stop(self) -> int:
         """Where an adaptive unit whose outcomes are all zero stops (a function of the
@@ -233,7 +276,10 @@ class UnitState:
             rest = projected - self.n
             # land on the target: in one round if that at most doubles n, else leave at least
             # `floor` for a last round that does
-            size = max(floor, rest if rest <= max(self.n, 2 * floor) else min(self.n, rest - floor))
+            # a stratified unit's projection is cautious (its strata's bounds shrink faster than
+            # 1/sqrt(n) where their outcomes are nearly constant): its rounds grow by half
+            step = self.n if self.strata is None else self.n // 2
+            size = max(floor, rest if rest <= max(step, 2 * floor) else min(step, rest - floor))
         return range(self.n, min(self.candidates, self.n + size))
 
     def projected_stop(self) -> int:
@@ -245,6 +291,8 @@ class UnitState:
         down to the outcomes' own penalty in it (the mean of -ln(1 - X) - X); the projected stop
         is the smallest n' at which the rule would stop on the projected bounds, found by
         bisection (the projected bounds are nested, so the rule's condition is monotone in n').
+        With strata, each stratum's bounds shrink the same way around its own mean, and its
+        counts at n' are known (the candidates' strata are).
         """
         if not any(self.outcomes):
             return self.zero_stop()
@@ -252,17 +300,27 @@ class UnitState:
         low, high, upper = self._parts_seen
         n = self.n
         x = np.asarray(self.outcomes)
-        mean = float(x.mean())
+        plain, mean = float(x.mean()), self.estimate()
         # U0's distance to the mean: the outcomes' own penalty, plus a part that shrinks like 1/n
-        reach = max(0.0, upper - mean)
+        reach = max(0.0, upper - plain)
         penalty = float(np.mean(-np.log1p(-np.minimum(x, 1 - 1e-12)) - x)) if x.max() < 1 else math.inf
+        if self.strata is not None:
+            lows, highs = self._strata_seen
+            means = np.array([p.mean() if len(p) else 0.5 for p in self.strata.split(x)])
+
+        def shrunk(centre, lo, hi, factor):
+            return np.maximum(0.0, centre - (centre - lo) * factor), np.minimum(1.0, centre + (hi - centre) * factor)
 
         def stops(k: int) -> bool:
             shrink = math.sqrt(n / k)
-            up = mean + min(reach, penalty) + max(0.0, reach - penalty) * n / k
-            lo, hi = self._joined(max(0.0, mean - (mean - low) * shrink), min(1.0, mean + (high - mean) * shrink),
-                                  min(1.0, up))
-            return self._stops(k, mean, lo, hi)
+            up = min(1.0, plain + min(reach, penalty) + max(0.0, reach - penalty) * n / k)
+            if self.strata is None:
+                lo, hi = self._joined(*shrunk(mean, low, high, shrink), up)
+                return self._stops(k, mean, float(lo), float(hi))
+            lo_h, hi_h = shrunk(means, lows, highs, shrink)
+            weights = self.strata.weights
+            lo, hi = self._joined(float(weights @ lo_h), float(weights @ hi_h), up)
+            return self._stops(k, mean, lo, hi, (self.strata.counts(k), lo_h, hi_h))
 
         # stops(candidates) always holds
         return n if stops(n) else _first_stop(n, self.candidates, stops)
@@ -291,9 +349,17 @@ class UnitState:
             return normal_interval(x, self.confidence, self.population,
                                    0.5 if self.method == "leveugle" else None)
         if self.within_margin():
-            mean, (low, high) = float(x.mean()), self.bound()
+            mean, (low, high) = self.estimate(), self.bound()
             return Interval(mean, low, high, max(high - mean, mean - low), self.n, self.population, self.p_star())
-        return normal_interval(x, self.confidence, self.population, self.p_star())
+        if self.strata is None:
+            return normal_interval(x, self.confidence, self.population, self.p_star())
+        half = self.strata.normal_half_width(*self._split(), self.confidence)
+        if half > self.error_margin:  # candidates run out first: Leveugle's own interval
+            return normal_interval(x, self.confidence, self.population, 0.5)
+        mean = self.estimate()
+        low, high = deterministic_range(x, self.population)
+        return Interval(mean, max(0.0, low, mean - half), min(1.0, high, mean + half), half, self.n,
+                        self.population, float("nan"))
 
     def run(self, outcome_at: Any) -> "UnitState":
         """Run to the end with ``outcome_at(ranks: range) -> outcomes`` (tests, projections)."""
@@ -304,8 +370,10 @@ class UnitState:
     # -- resume ------------------------------------------------------------------------------
 
     def params(self) -> dict[str, Any]:
+        strata = None if self.strata is None else {"ids": self.strata.ids.tolist(), "sizes": self.strata.sizes.tolist()}
         return {"population": self.population, "method": self.method, "error_margin": self.error_margin,
-                "confidence": self.confidence, "candidates": self.candidates, "min_round": self.min_round}
+                "confidence": self.confidence, "candidates": self.candidates, "min_round": self.min_round,
+                "strata": strata}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state: the parameters, the outcomes in rank order and the round ends (a
@@ -318,7 +386,8 @@ class UnitState:
         stored round ends must match the replay (else the outcomes belong to another rule)."""
         state = cls(int(data["population"]), method=str(data["method"]),
                     error_margin=float(data["error_margin"]), confidence=float(data["confidence"]),
-                    candidates=int(data["candidates"]), min_round=int(data["min_round"]))
+                    candidates=int(data["candidates"]), min_round=int(data["min_round"]),
+                    strata=Strata(data["strata"]["ids"], data["strata"]["sizes"]) if data.get("strata") else None)
         return state.replay(data["outcomes"], data.get("round_ends"))
 
     def replay(self, outcomes: Sequence[float] | np.ndarray, round_ends: Sequence[int] | None = None) -> "UnitState":

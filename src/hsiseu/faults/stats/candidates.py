@@ -39,10 +39,11 @@ from hsiseu.faults.faultlist import bits_for
 from hsiseu.faults.paramsets import ParameterSet
 from hsiseu.faults.sampling import leveugle_n
 from hsiseu.faults.stats.adaptive import METHODS, MIN_ROUND, UnitState
+from hsiseu.faults.stats.strata import KEYS, Strata, stratum_codes, unit_strata
 
 __all__ = ["POPULATIONS", "MANTISSA_POPULATIONS", "UNIT_COLUMNS", "mantissa_population_of", "cell_units", "unit_layout",
            "in_rank_order", "CANDIDATE_COLUMNS", "method_of", "population_of", "unit_sample_size",
-           "units", "candidate_faults", "unit_state", "pending_faults"]
+           "units", "candidate_faults", "unit_state", "pending_faults", "strata_keys_of", "list_strata"]
 
 POPULATIONS = ("cell", "set", "network")
 MANTISSA_POPULATIONS = ("cell", "set")
@@ -86,6 +87,19 @@ def mantissa_population_of(sampling: Mapping[str, Any]) -> str:
         raise ValueError("faults.sampling.mantissa_population: set pools mantissa bits of the cell "
                          f"population; population is {population_of(sampling)!r}")
     return mantissa
+
+
+def strata_keys_of(sampling: Mapping[str, Any]) -> list[str]:
+    """``faults.sampling.strata``: the keys that split an adaptive unit into strata known from
+    the weights (:mod:`hsiseu.faults.stats.strata`); none when absent. Only ``adaptive`` uses
+    strata: another method with strata is refused rather than silently ignored."""
+    keys = list(sampling.get("strata") or [])
+    unknown = [k for k in keys if k not in KEYS]
+    if unknown or len(set(keys)) != len(keys):
+        raise ValueError(f"faults.sampling.strata {keys}: expected distinct keys out of {list(KEYS)}")
+    if keys and method_of(sampling) != "adaptive":
+        raise ValueError(f"faults.sampling.strata {keys} needs method adaptive, not {method_of(sampling)!r}")
+    return keys
 
 
 def in_rank_order(sampling: Mapping[str, Any]) -> bool:
@@ -209,11 +223,19 @@ def _ordered_sample(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
 
 
 def candidate_faults(sets: Sequence[ParameterSet], bits: Sequence[int] | None, population: str,
-                     sampling: Mapping[str, Any], seed: int) -> pd.DataFrame:
+                     sampling: Mapping[str, Any], seed: int,
+                     values: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Every unit's candidates (columns :data:`CANDIDATE_COLUMNS`), units in file order (sets in
     graph order, bits high to low), each by ``rank``; ``fault`` numbers the rows 0.., so the
-    frame is a fault list and the prefix ``rank < k`` of a unit is its first k faults."""
-    names, bit_cols, index_cols, labels, ranks = [], [], [], [], []
+    frame is a fault list and the prefix ``rank < k`` of a unit is its first k faults.
+
+    With ``faults.sampling.strata`` the frame adds each fault's stratum and its unit's stratum
+    populations (:data:`~hsiseu.faults.faultlist.STRATUM_COLUMNS`), read from ``values`` (the
+    sets' stored values by name); the order is the same as without."""
+    keys = strata_keys_of(sampling)
+    if keys and values is None:
+        raise ValueError(f"faults.sampling.strata {keys}: the candidates' strata need the sets' values")
+    names, bit_cols, index_cols, labels, ranks, strata, strata_sizes = [], [], [], [], [], [], []
     for label, stream, _, _, members in _rows_of(sets, bits, {**sampling, "population": population}):
         size = _size(members)
         n = unit_sample_size(size, _unit_sampling(sampling, members))
@@ -238,12 +260,16 @@ def candidate_faults(sets: Sequence[ParameterSet], bits: Sequence[int] | None, p
         bit_cols.append(bit_table[member, local % widths[member]])
         labels.append(np.full(len(k), label, dtype=object))
         ranks.append(np.arange(len(k), dtype=np.int64))
+        if keys:
+            ids, sizes = _candidate_strata(members, member, index_cols[-1], bit_cols[-1], values, keys)
+            strata.append(ids)
+            strata_sizes.append(np.full(len(k), ";".join(map(str, sizes)), dtype=object))
 
     def joined(parts: list[np.ndarray], dtype) -> np.ndarray:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
     rank = joined(ranks, np.int64)
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "fault": np.arange(len(rank), dtype=np.int64),
         "set": pd.Series(joined(names, object), dtype=object),
         "bit": joined(bit_cols, np.int64),
@@ -251,14 +277,47 @@ def candidate_faults(sets: Sequence[ParameterSet], bits: Sequence[int] | None, p
         "unit": pd.Series(joined(labels, object), dtype=object),
         "rank": rank,
     }, columns=list(CANDIDATE_COLUMNS))
+    if keys:
+        frame["stratum"] = joined(strata, np.int64)
+        frame["stratum_sizes"] = pd.Series(joined(strata_sizes, object), dtype=object)
+    return frame
 
 
-def unit_state(unit: Mapping[str, Any], sampling: Mapping[str, Any]) -> UnitState:
-    """A fresh :class:`~hsiseu.faults.stats.adaptive.UnitState` for a row of :func:`units`."""
+def _candidate_strata(members, member: np.ndarray, index: np.ndarray, bit: np.ndarray,
+                      values: Mapping[str, np.ndarray], keys: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+    """(stratum of each candidate, stratum populations) of one unit; one stratum (0, [N]) when
+    :func:`~hsiseu.faults.stats.strata.unit_strata` leaves it unstratified."""
+    sizes = unit_strata([(values[pset.name], b) for _, pset, b in members], keys)
+    if sizes is None:
+        return np.zeros(len(index), dtype=np.int64), [_size(members)]
+    codes = np.zeros(len(index), dtype=np.int64)
+    for j, (_, pset, _) in enumerate(members):
+        mine = member == j
+        codes[mine] = stratum_codes(values[pset.name], index[mine], bit[mine], keys)
+    held = Strata.from_codes(codes, sizes)
+    return held.ids, held.sizes.tolist()
+
+
+def list_strata(frame: pd.DataFrame) -> dict[str, Strata | None]:
+    """Each unit's :class:`~hsiseu.faults.stats.strata.Strata` from a list of candidates (its
+    :data:`~hsiseu.faults.faultlist.STRATUM_COLUMNS`); ``None`` for a unit with one stratum or a
+    list without strata."""
+    if "stratum" not in frame.columns:
+        return {}
+    found = {}
+    for unit, group in frame.sort_values(["unit", "rank"]).groupby("unit", sort=False):
+        sizes = [int(v) for v in str(group["stratum_sizes"].iloc[0]).split(";")]
+        found[unit] = Strata(group["stratum"].to_numpy(), sizes) if len(sizes) > 1 else None
+    return found
+
+
+def unit_state(unit: Mapping[str, Any], sampling: Mapping[str, Any], strata: Strata | None = None) -> UnitState:
+    """A fresh :class:`~hsiseu.faults.stats.adaptive.UnitState` for a row of :func:`units`
+    (``strata``: the unit's, from :func:`list_strata`)."""
     return UnitState(int(unit["population"]), method=method_of(sampling),
                      error_margin=float(unit.get("error_margin") or sampling.get("error_margin") or "nan"),
                      confidence=float(sampling["confidence"]), candidates=int(unit["candidates"]),
-                     min_round=int(sampling.get("min_round", MIN_ROUND)))
+                     min_round=int(sampling.get("min_round", MIN_ROUND)), strata=strata)
 
 
 def pending_faults(candidates: pd.DataFrame, states: Mapping[str, UnitState]) -> pd.DataFrame:
