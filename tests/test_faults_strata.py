@@ -14,6 +14,7 @@ from hsiseu.faults import faultlist
 from hsiseu.faults.paramsets import ParameterSet
 from hsiseu.faults.stats.adaptive import UnitState, adaptive_candidates
 from hsiseu.faults.stats.candidates import candidate_faults, list_strata, strata_keys_of
+from hsiseu.faults.stats.projection import STRATIFIED, expected_faults, stratum_profile
 from hsiseu.faults.stats.strata import MIN_SHARE, Strata, stratum_codes, unit_strata
 
 
@@ -113,3 +114,26 @@ def test_the_fault_list_carries_each_candidates_stratum_and_the_same_order_as_wi
         strata = found[unit]
         assert strata is not None and strata.sizes.tolist() == [int((~negative).sum()), int(negative.sum())]
         assert strata.ids.tolist() == negative[group.sort_values("rank")["index"]].astype(int).tolist()
+
+
+def test_the_sampling_plan_projects_the_stratified_rule_from_each_strata_profile():
+    """A campaign's bimodal cell (one sign near 0.9, the other near 0): its stratum profile
+    holds the exact shares and each stratum's two-point model, and the projected stratified rule
+    needs far fewer faults than the unstratified one on the same cell, Leveugle's n unchanged."""
+    rng = np.random.default_rng(2)
+    sets = [ParameterSet("a/kernel", "kernel", "a", (4000,), "float32")]
+    values = {"a/kernel": np.where(np.arange(4000) < 1000, -1.0, 1.0).astype(np.float32) * rng.uniform(0.01, 0.1, 4000)}
+    sampling = {"method": "adaptive", "error_margin": 0.025, "confidence": 0.95, "strata": ["sign"]}
+    faults = candidate_faults(sets, [30], "cell", sampling, seed=0, values=values)
+    negative = values["a/kernel"][faults["index"]] < 0
+    rate = np.where(negative, 0.0, 90.0 + rng.normal(0, 1, len(faults)))  # in %
+    outcomes = pd.DataFrame({"fault": faults["fault"], "set": faults["set"], "bit": faults["bit"], "error_rate": rate})
+    profile = stratum_profile(outcomes, faults)
+    assert len(profile) == 1
+    (w0, q0, b0), (w1, q1, b1) = profile["strata"].iloc[0]
+    assert (w0, w1) == (0.75, 0.25) and q1 == 0.0 and q0 * b0 == pytest.approx(rate[~negative].mean() / 100)
+    cells = pd.DataFrame({"set": ["a/kernel"], "bit": [30], "population": [4000],
+                          "error_rate": [rate.mean()], "error_rate_std": [rate.std()]}).merge(profile, on=["set", "bit"])
+    plan = expected_faults(cells, error_margin=0.025, confidence=0.95, populations=("cell", STRATIFIED)).set_index("population")
+    assert plan.loc[STRATIFIED, "leveugle"] == plan.loc["cell", "leveugle"]
+    assert plan.loc[STRATIFIED, "adaptive"] < 0.6 * plan.loc["cell", "adaptive"]

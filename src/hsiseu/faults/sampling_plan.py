@@ -12,6 +12,10 @@ projection, said so in the output. Time = faults x ms per fault of a loop (``--m
 naive loop and the fast engine from ``hsiseu faults-benchmark`` on the ``--cells`` model); on the
 paper-size model the ms are scaled by GFLOPs per image x test images (:func:`cost_scale`), so its
 CPU-hours are a projection too.
+
+When the ``--cells`` campaign ran with strata (its ``fault_list.csv`` beside it has them), a row
+``cell+strata`` projects the stratified rule from each stratum's own profile
+(:func:`hsiseu.faults.stats.projection.stratum_profile`, read from the ``outcomes.csv`` beside it).
 """
 
 from __future__ import annotations
@@ -85,12 +89,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "when that is null, hours are per test image)")
     args = p.parse_args(argv)
     from hsiseu.faults.stats.candidates import POPULATIONS
-    from hsiseu.faults.stats.projection import POOLED_MANTISSA, expected_faults
+    from hsiseu.faults import faultlist
+    from hsiseu.faults.stats.projection import POOLED_MANTISSA, STRATIFIED, expected_faults, stratum_profile
     from hsiseu.model import complexity
 
     if not args.cells.is_file():
         p.error(f"--cells {args.cells}: no such file (run the campaign first)")
     cells = pd.read_csv(args.cells)
+    populations = (*POPULATIONS, POOLED_MANTISSA)
+    listed, ran = args.cells.with_name("fault_list.csv"), args.cells.with_name("outcomes.csv")
+    if listed.is_file() and ran.is_file():
+        profile = stratum_profile(pd.read_csv(ran), faultlist.read(listed))
+        if len(profile):
+            cells = cells.merge(profile, on=["set", "bit"], how="left")
+            populations += (STRATIFIED,)
     sets_path = args.sets or args.cells.with_name("parameter_sets.csv")
     loops = {k: float(v) for k, v in (item.split("=", 1) for item in args.ms)}
     own_sets = pd.read_csv(sets_path)
@@ -116,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"e = {args.error_margin:g}, confidence {args.confidence:g}")
     for name, (table, scale, note, float_sets) in models.items():
         plan = expected_faults(table, error_margin=args.error_margin, confidence=args.confidence,
-                               replicates=args.replicates, populations=(*POPULATIONS, POOLED_MANTISSA),
+                               replicates=args.replicates, populations=populations,
                                float_sets=float_sets)
         print(f"\n{name}: {table['set'].nunique()} sets, {len(table)} cells" + (f"; CPU-hours: {note}" if note else ""))
         print(f"{'population':<14}{'units':>7}{'leveugle':>12}{'adaptive':>12}{'fewer':>8}"
@@ -128,10 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{row.leveugle / max(row.adaptive, 1):>7.1f}x{hours}")
         if len(loops) >= 2:
             (a, ms_a), (b, ms_b) = list(loops.items())[:2]
-            cell = plan[plan["population"] == "cell"].iloc[0]
-            print(f"time to the guarantee (cell): {a} x leveugle / {b} x adaptive = "
-                  f"{cell.leveugle * ms_a / (cell.adaptive * ms_b):.1f}x "
-                  f"(faults {cell.leveugle / cell.adaptive:.1f}x, engine {ms_a / ms_b:.2f}x)")
+            for population in ("cell", STRATIFIED):
+                for cell in plan[plan["population"] == population].itertuples(index=False):
+                    print(f"time to the guarantee ({population}): {a} x leveugle / {b} x adaptive = "
+                          f"{cell.leveugle * ms_a / (cell.adaptive * ms_b):.1f}x "
+                          f"(faults {cell.leveugle / cell.adaptive:.1f}x, engine {ms_a / ms_b:.2f}x)")
     return 0
 
 
