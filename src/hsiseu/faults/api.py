@@ -209,9 +209,11 @@ def run(model: ModelLike, images: Any, labels: Any = None, *, error_margin: floa
             naive loop; identical outcomes). kernels: LiteRT kernels of a ``.tflite`` model
             (``xnnpack``, LiteRT's default, or ``builtin``). memory_mb / image_chunk: batch
             budget and images per call of the float engine. threads: TensorFlow's intra-op
-            threads of a one-worker run (only before TensorFlow has run its first op).
-        workers: processes running the campaign's shards, one thread each (default: the cores
-            this process may use; 1 = in this process). The outcomes do not depend on it.
+            threads of this process (default: all with one worker; 1 with more, since this process
+            then runs shard 0 beside the workers; only before TensorFlow has run its first op).
+        workers: shards run at once, one thread each: this process runs the first, worker
+            processes the others (default: the cores this process may use; 1 = in this process).
+            The outcomes do not depend on it.
 
     Returns a :class:`CampaignResult`.
     """
@@ -227,7 +229,8 @@ def run(model: ModelLike, images: Any, labels: Any = None, *, error_margin: floa
         if keras.backend.backend() == "tensorflow":
             from hsiseu.runtime import configure_tensorflow
 
-            configure_tensorflow(threads)
+            # with workers, this process runs a shard of its own: one thread, as they do
+            configure_tensorflow(threads if threads is not None or workers == 1 else 1)
     options = {"engine": engine, "memory_mb": memory_mb, "image_chunk": image_chunk,
                "include_bn_moving_stats": include_bn_moving_stats,
                "include_int8_constants": include_int8_constants, "kernels": kernels}
@@ -266,15 +269,22 @@ class _Pool:
     workers: int
 
     def run(self, faults: Path, out: Path, *, n_shards: int, total: int, chunk_size: int,
-            sampling: Mapping[str, Any], bits: Sequence[int] | None, progress: bool) -> list[Path]:
+            sampling: Mapping[str, Any], bits: Sequence[int] | None, progress: bool,
+            backend: Backend) -> list[Path]:
+        """The shards' files: shard 0 on ``backend`` in this process, the others in workers."""
+        from hsiseu.faults.campaign import run_shard
         from hsiseu.faults.workers import run_shards
+
+        def here(path: Path, tick) -> None:
+            run_shard(backend, faults_path=faults, labels=self.labels, shard=0, n_shards=n_shards, out=path,
+                      chunk_size=chunk_size, progress=False, sampling=sampling, bits=bits, on_progress=tick)
 
         with tempfile.TemporaryDirectory(prefix="hsiseu-workers-") as tmp:
             scratch = Path(tmp)
             return run_shards(self._model_file(scratch), self.images, self.labels, self.options,
                               faults_path=faults, out=out, workers=n_shards, chunk_size=chunk_size,
                               sampling=sampling, bits=bits, total=total,
-                              progress=progress, scratch=scratch)
+                              progress=progress, scratch=scratch, local=here)
 
     def _model_file(self, scratch: Path) -> Path:
         if _is_path(self.model):
@@ -321,7 +331,7 @@ def _campaign(backend: Backend, out: Path, labels: np.ndarray, settings: dict[st
                                chunk_size=checkpoint_faults, progress=progress, sampling=sampling, bits=bits)
     else:
         shards = pool.run(faults, out, n_shards=n_shards, total=len(listed), chunk_size=checkpoint_faults,
-                          sampling=sampling, bits=bits, progress=progress)
+                          sampling=sampling, bits=bits, progress=progress, backend=backend)
     campaign.merge_shards(shards, faults_path=faults, sets_path=sets, out_outcomes=out / "outcomes.csv",
                           out_cells=out / "cells.csv", sampling=sampling, bits=bits,
                           out_faults_run=out / "faults_run.csv")

@@ -70,10 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--include-bn-moving-stats", action="store_true", help="also inject into BN statistics")
     parser.add_argument("--checkpoint-faults", type=int, default=512, help="faults per checkpoint")
     parser.add_argument("--threads", type=int, default=None,
-                        help="TensorFlow intra-op threads of a one-worker run (default: all)")
+                        help="TensorFlow intra-op threads of this process (default: all with one worker, "
+                             "else 1)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="processes running the campaign's shards, one thread each (default: the cores "
-                             "this process may use; the outcomes do not depend on it)")
+                        help="shards run at once, one thread each: this process runs one, worker processes "
+                             "the others (default: the cores this process may use; the outcomes do not "
+                             "depend on it)")
     parser.add_argument("--kernels", choices=("xnnpack", "builtin"), default="xnnpack",
                         help=".tflite models: LiteRT kernels that define the int8 model, fault-free and faulty "
                              "(default xnnpack, what LiteRT's Interpreter uses by default)")
