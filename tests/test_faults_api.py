@@ -110,11 +110,12 @@ def test_two_workers_write_one_workers_files_byte_for_byte_and_resume(classifier
     one = hsiseu.faults.run(model, x, y, out=tmp_path / "one", checkpoint_faults=16, progress=False,
                             **{**settings, "workers": 1})
     two = hsiseu.faults.run(model, x, y, out=out, checkpoint_faults=16, progress=False, **settings)
-    assert sorted(p.name for p in (out / "shards").iterdir()) == ["0-of-2.csv", "1-of-2.csv"]
-    for name in ("parameter_sets.csv", "fault_list.csv", "faults_run.csv", "outcomes.csv", "cells.csv"):
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["0-of-1.csv"]
+    for name in ("parameter_sets.csv", "fault_list.csv", "faults_run.csv", "outcomes.csv", "cells.csv",
+                 "shards/0-of-1.csv"):
         assert (out / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
     assert len(two.outcomes) == len(one.outcomes) and two.outcomes["changed"].any()
-    # a second call finds both shards done
+    # a second call finds the shard done
     (out / "outcomes.csv").unlink()
     again = hsiseu.faults.run(model, x, y, out=out, checkpoint_faults=16, progress=False, **settings)
     pd.testing.assert_frame_equal(again.outcomes, two.outcomes)
@@ -144,3 +145,47 @@ def test_the_own_model_example_runs_as_written(tmp_path, monkeypatch, capsys):
     assert set(result.cells["bit"]) == {31, 30}
     for stat in (result.set_mean, result.network_rate):
         assert 0 <= stat["low"] <= stat["mean"] <= stat["high"] <= 100
+
+
+def test_the_chunk_pool_shares_chunks_with_a_worker_process_and_writes_what_this_process_would(classifier, tmp_path):
+    """Every chunk file is the one this process writes alone, byte for byte, whichever process
+    ran it; this process holds its first chunk back until the worker has delivered one, so the
+    worker's part is exercised whatever its start-up costs."""
+    import time
+
+    from hsiseu.faults import faultlist
+    from hsiseu.faults.api import open_model
+    from hsiseu.faults.campaign import chunk_writer
+    from hsiseu.faults.workers import ChunkPool
+
+    d, model, x, y = classifier
+    listed = faultlist.read(d / "cli" / "fault_list.csv")
+    backend = open_model(d / "my.keras", x, {})
+    write = chunk_writer(backend, y)
+    chunks = [listed.iloc[i:i + 16] for i in range(0, len(listed), 16)]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for i, chunk in enumerate(chunks):
+        write(chunk, alone / f"{i}.csv")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    spec = {"model": str(d / "my.keras"), "images": str(tmp_path / "x.npy"), "labels": str(tmp_path / "y.npy"),
+            "options": {}, "faults": str(d / "cli" / "fault_list.csv")}
+    mine = []
+
+    def here(chunk, path):
+        deadline = time.monotonic() + 120
+        while not mine and not any(shared.glob("*.csv")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        mine.append(path.name)
+        write(chunk, path)
+
+    counted = []
+    with ChunkPool(spec, 2, tmp_path) as pool:
+        pool.run([(chunk, shared / f"{i}.csv") for i, chunk in enumerate(chunks)], here, counted.append)
+    assert sum(counted) == len(listed)
+    assert 0 < len(mine) < len(chunks)  # both processes ran chunks
+    for i in range(len(chunks)):
+        assert (shared / f"{i}.csv").read_bytes() == (alone / f"{i}.csv").read_bytes(), i

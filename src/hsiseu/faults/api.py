@@ -210,10 +210,11 @@ def run(model: ModelLike, images: Any, labels: Any = None, *, error_margin: floa
             (``xnnpack``, LiteRT's default, or ``builtin``). memory_mb / image_chunk: batch
             budget and images per call of the float engine. threads: TensorFlow's intra-op
             threads of this process (default: all with one worker; 1 with more, since this process
-            then runs shard 0 beside the workers; only before TensorFlow has run its first op).
-        workers: shards run at once, one thread each: this process runs the first, worker
-            processes the others (default: the cores this process may use; 1 = in this process).
-            The outcomes do not depend on it.
+            then runs chunks beside the workers; only before TensorFlow has run its first op).
+        workers: processes running the campaign's chunks, one thread each: this one and
+            ``workers - 1`` worker processes, each taking the next chunk as it finishes one
+            (default: the cores this process may use; 1 = this process alone). The outcomes and
+            files do not depend on it.
 
     Returns a :class:`CampaignResult`.
     """
@@ -229,7 +230,7 @@ def run(model: ModelLike, images: Any, labels: Any = None, *, error_margin: floa
         if keras.backend.backend() == "tensorflow":
             from hsiseu.runtime import configure_tensorflow
 
-            # with workers, this process runs a shard of its own: one thread, as they do
+            # with workers, this process runs chunks beside them: one thread, as they do
             configure_tensorflow(threads if threads is not None or workers == 1 else 1)
     options = {"engine": engine, "memory_mb": memory_mb, "image_chunk": image_chunk,
                "include_bn_moving_stats": include_bn_moving_stats,
@@ -253,9 +254,9 @@ def run(model: ModelLike, images: Any, labels: Any = None, *, error_margin: floa
     pool = _Pool(model, x, labels_, options, workers)
     if out is None:
         with tempfile.TemporaryDirectory(prefix="hsiseu-faults-") as tmp:
-            result = _campaign(backend, Path(tmp), labels_, settings, checkpoint_faults, progress, pool)
+            result = _campaign(backend, Path(tmp), settings, checkpoint_faults, progress, pool)
         return replace(result, out=None)
-    return _campaign(backend, Path(out), labels_, settings, checkpoint_faults, progress, pool)
+    return _campaign(backend, Path(out), settings, checkpoint_faults, progress, pool)
 
 
 @dataclass
@@ -268,23 +269,25 @@ class _Pool:
     options: Mapping[str, Any]
     workers: int
 
-    def run(self, faults: Path, out: Path, *, n_shards: int, total: int, chunk_size: int,
-            sampling: Mapping[str, Any], bits: Sequence[int] | None, progress: bool,
-            backend: Backend) -> list[Path]:
-        """The shards' files: shard 0 on ``backend`` in this process, the others in workers."""
+    def run(self, backend: Backend, faults: Path, out: Path, *, chunk_size: int, sampling: Mapping[str, Any],
+            bits: Sequence[int] | None, progress: bool) -> None:
+        """The campaign's one shard on ``backend``, its chunks shared with ``workers - 1``
+        worker processes (:class:`~hsiseu.faults.workers.ChunkPool`) when there are more."""
         from hsiseu.faults.campaign import run_shard
-        from hsiseu.faults.workers import run_shards
-
-        def here(path: Path, tick) -> None:
-            run_shard(backend, faults_path=faults, labels=self.labels, shard=0, n_shards=n_shards, out=path,
-                      chunk_size=chunk_size, progress=False, sampling=sampling, bits=bits, on_progress=tick)
+        from hsiseu.faults.workers import ChunkPool
 
         with tempfile.TemporaryDirectory(prefix="hsiseu-workers-") as tmp:
             scratch = Path(tmp)
-            return run_shards(self._model_file(scratch), self.images, self.labels, self.options,
-                              faults_path=faults, out=out, workers=n_shards, chunk_size=chunk_size,
-                              sampling=sampling, bits=bits, total=total,
-                              progress=progress, scratch=scratch, local=here)
+            spec = {"images": str(scratch / "images.npy"), "labels": str(scratch / "labels.npy"),
+                    "options": dict(self.options), "faults": str(faults)}
+            if self.workers > 1:
+                np.save(spec["images"], self.images)
+                np.save(spec["labels"], self.labels)
+                spec["model"] = str(self._model_file(scratch))
+            with ChunkPool(spec, self.workers, scratch) as pool:
+                run_shard(backend, faults_path=faults, labels=self.labels, shard=0, n_shards=1, out=out,
+                          chunk_size=chunk_size, progress=progress, sampling=sampling, bits=bits,
+                          pool=pool if self.workers > 1 else None)
 
     def _model_file(self, scratch: Path) -> Path:
         if _is_path(self.model):
@@ -298,16 +301,10 @@ class _Pool:
         return path
 
 
-def _shard_count(listed: pd.DataFrame, workers: int) -> int:
-    """Workers beyond the units (adaptive) or the faults would get nothing to run."""
-    units = listed["unit"].nunique() if "unit" in listed.columns else len(listed)
-    return max(1, min(workers, units))
-
-
-def _campaign(backend: Backend, out: Path, labels: np.ndarray, settings: dict[str, Any], checkpoint_faults: int,
+def _campaign(backend: Backend, out: Path, settings: dict[str, Any], checkpoint_faults: int,
               progress: bool, pool: _Pool) -> CampaignResult:
     """The campaign's files in ``out`` (fault list, the shards, merge), read back."""
-    from hsiseu.faults import campaign, faultlist
+    from hsiseu.faults import campaign
     from hsiseu.faults.stats.aggregate import network_rate, set_mean
     from hsiseu.io import read_json, write_json
 
@@ -322,16 +319,10 @@ def _campaign(backend: Backend, out: Path, labels: np.ndarray, settings: dict[st
     if not faults.exists():
         campaign.write_fault_list(backend, sampling=sampling, bits=bits, seed=settings["seed"],
                                   out_faults=faults, out_sets=sets)
-    listed = faultlist.read(faults)
-    n_shards = _shard_count(listed, pool.workers)
-    if n_shards == 1:
-        shards = [out / "shards" / "0-of-1.csv"]
-        if not shards[0].exists():  # written at its end: a finished shard is kept
-            campaign.run_shard(backend, faults_path=faults, labels=labels, shard=0, n_shards=1, out=shards[0],
-                               chunk_size=checkpoint_faults, progress=progress, sampling=sampling, bits=bits)
-    else:
-        shards = pool.run(faults, out, n_shards=n_shards, total=len(listed), chunk_size=checkpoint_faults,
-                          sampling=sampling, bits=bits, progress=progress, backend=backend)
+    shards = [out / "shards" / "0-of-1.csv"]
+    if not shards[0].exists():  # written at its end: a finished shard is kept
+        pool.run(backend, faults, shards[0], chunk_size=checkpoint_faults, sampling=sampling, bits=bits,
+                 progress=progress)
     campaign.merge_shards(shards, faults_path=faults, sets_path=sets, out_outcomes=out / "outcomes.csv",
                           out_cells=out / "cells.csv", sampling=sampling, bits=bits,
                           out_faults_run=out / "faults_run.csv")

@@ -111,18 +111,44 @@ def _checkpoints(out: Path, manifest: dict) -> Path:
     return chunk_dir
 
 
-def _chunked(run, frame: pd.DataFrame, paths: Sequence[Path], chunk_size: int, bar,
-             on_progress: Callable[[int], Any] | None = None) -> pd.DataFrame:
-    """Outcomes of ``frame`` in chunks, each written once to its path (skipped when on disk)."""
-    for start, path in zip(range(0, len(frame), chunk_size), paths):
-        chunk = frame.iloc[start : start + chunk_size]
-        if not path.exists():
-            rows = run(chunk)
-            with atomic_path(path) as tmp:
-                rows.to_csv(tmp, index=False, lineterminator="\n")
-        bar.update(len(chunk))
+def chunk_writer(backend: Backend, labels: np.ndarray, ignore_label: int = 255) -> Callable[[pd.DataFrame, Path], None]:
+    """``write(chunk, path)``: the outcomes of a chunk of the fault list on ``backend``, written
+    atomically to ``path`` (what a shard and a worker process do with each chunk).
+
+    ``labels`` (N, H, W) are the test labels (``ignore_label`` = unlabelled), for the error rate
+    over labelled pixels."""
+    labelled = np.asarray(labels) != ignore_label
+    if labelled.shape != backend.golden().shape:
+        raise ValueError(f"labels of shape {labelled.shape} do not match the predictions {backend.golden().shape}")
+    kinds = {s.name: (s.kind, s.layer) for s in backend.parameter_sets()}
+
+    def write(chunk: pd.DataFrame, path: Path) -> None:
+        rows = _outcome_rows(backend, chunk, labelled, kinds)
+        with atomic_path(path) as tmp:
+            rows.to_csv(tmp, index=False, lineterminator="\n")
+
+    return write
+
+
+def _chunked(write, frame: pd.DataFrame, paths: Sequence[Path], chunk_size: int, bar,
+             on_progress: Callable[[int], Any] | None = None, pool=None) -> pd.DataFrame:
+    """Outcomes of ``frame`` in chunks, each written once to its path (skipped when on disk);
+    the missing ones in this process, or handed out by ``pool``
+    (:class:`~hsiseu.faults.workers.ChunkPool`)."""
+    def done(n: int) -> None:
+        bar.update(n)
         if on_progress is not None:
-            on_progress(len(chunk))
+            on_progress(n)
+
+    jobs = [(frame.iloc[start : start + chunk_size], path) for start, path in zip(range(0, len(frame), chunk_size), paths)]
+    missing = [(chunk, path) for chunk, path in jobs if not path.exists()]
+    done(sum(len(chunk) for chunk, path in jobs if path.exists()))
+    if pool is None:
+        for chunk, path in missing:
+            write(chunk, path)
+            done(len(chunk))
+    else:
+        pool.run(missing, write, done)
     parts = [pd.read_csv(p) for p in paths]
     result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(OUTCOME_COLUMNS))
     if not result["fault"].astype(np.int64).equals(frame["fault"].reset_index(drop=True).astype(np.int64)):
@@ -152,25 +178,19 @@ def _unit_states(sets, bits, sampling, frame: pd.DataFrame, path) -> tuple[pd.Da
 def run_shard(backend: Backend, *, faults_path: str | os.PathLike[str], labels: np.ndarray,
               shard: int, n_shards: int, out: str | os.PathLike[str], chunk_size: int = 64,
               ignore_label: int = 255, progress: bool = True, sampling=None,
-              bits: Sequence[int] | None = None, on_progress: Callable[[int], Any] | None = None) -> pd.DataFrame:
+              bits: Sequence[int] | None = None, on_progress: Callable[[int], Any] | None = None,
+              pool=None) -> pd.DataFrame:
     """Outcomes of shard ``shard`` (0-based) of ``n_shards``, written to ``out``.
 
     ``labels`` (N, H, W) are the test labels (``ignore_label`` = unlabelled), for the error rate
     over labelled pixels. ``sampling`` and ``bits`` (the config's) are read for an adaptive list.
-    ``on_progress`` is called with each chunk's fault count (a parent's bar over worker shards).
+    ``on_progress`` is called with each chunk's fault count. ``pool``: a
+    :class:`~hsiseu.faults.workers.ChunkPool` whose processes share the chunks with this one.
     """
     out = Path(out)
     listed = faultlist.read(faults_path)
     adaptive = "unit" in listed.columns and method_of(sampling or {}) == "adaptive"
-    labelled = np.asarray(labels) != ignore_label
-    golden = backend.golden()
-    if labelled.shape != golden.shape:
-        raise ValueError(f"labels of shape {labelled.shape} do not match the predictions {golden.shape}")
-    kinds = {s.name: (s.kind, s.layer) for s in backend.parameter_sets()}
-
-    def run(chunk: pd.DataFrame) -> pd.DataFrame:
-        return _outcome_rows(backend, chunk, labelled, kinds)
-
+    write = chunk_writer(backend, labels, ignore_label)
     manifest = {"fault_list_sha256": _digest(faults_path), "shard": shard, "n_shards": n_shards,
                 "chunk_size": int(chunk_size)}
     t0 = time.perf_counter()
@@ -183,7 +203,7 @@ def run_shard(backend: Backend, *, faults_path: str | os.PathLike[str], labels: 
             log.info("resuming shard %d/%d: %d of %d chunks already done", shard, n_shards, done, len(paths))
         with tqdm(total=len(frame), desc=f"shard {shard}/{n_shards}", unit="fault", disable=not progress,
                   mininterval=5.0) as bar:
-            result = _chunked(run, frame, paths, chunk_size, bar, on_progress)
+            result = _chunked(write, frame, paths, chunk_size, bar, on_progress, pool)
     else:
         if not 0 <= shard < n_shards:
             raise ValueError(f"shard {shard} outside 0..{n_shards - 1}")
@@ -197,7 +217,7 @@ def run_shard(backend: Backend, *, faults_path: str | os.PathLike[str], labels: 
                   disable=not progress, mininterval=5.0) as bar:
             while len(todo := pending_faults(candidates, states)):
                 paths = [chunk_dir / f"r{r:04d}-{i:06d}.csv" for i in range(len(range(0, len(todo), chunk_size)))]
-                rows = _chunked(run, todo, paths, chunk_size, bar, on_progress)
+                rows = _chunked(write, todo, paths, chunk_size, bar, on_progress, pool)
                 for unit, group in rows.assign(unit=todo["unit"].to_numpy()).groupby("unit", sort=False):
                     states[unit].record(np.clip(group["error_rate"].to_numpy(dtype=np.float64) / 100.0, 0, 1))
                 parts.append(rows)

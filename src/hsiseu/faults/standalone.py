@@ -73,9 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="TensorFlow intra-op threads of this process (default: all with one worker, "
                              "else 1)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="shards run at once, one thread each: this process runs one, worker processes "
-                             "the others (default: the cores this process may use; the outcomes do not "
-                             "depend on it)")
+                        help="processes running the campaign's chunks, one thread each: this one and "
+                             "workers - 1 others, each taking the next chunk as it finishes one (default: the "
+                             "cores this process may use; the outcomes do not depend on it)")
     parser.add_argument("--kernels", choices=("xnnpack", "builtin"), default="xnnpack",
                         help=".tflite models: LiteRT kernels that define the int8 model, fault-free and faulty "
                              "(default xnnpack, what LiteRT's Interpreter uses by default)")

@@ -1,25 +1,30 @@
-"""A campaign's shards in K worker processes, one thread each: all the cores a user's machine has.
+"""A campaign's chunks on K processes, one thread each: all the cores a user's machine has.
 
 Why processes and not TensorFlow's intra-op threads: one fault's model call on a small model
-splits poorly over threads (2 threads gave 1.61x on 2 cores), while K independent shards of the
-same fault list scale with the cores, as the pipeline's shard jobs do. Each worker is a fresh
-interpreter (``python -m hsiseu.faults.workers SPEC``), not a ``multiprocessing`` child: those
-re-import the caller's main script, so a user's script without an ``if __name__ ==
-"__main__":`` guard would start its campaign again in every worker. A worker opens the model from
-a file, runs :func:`hsiseu.faults.campaign.run_shard` for its shard and prints its progress; the
-shards checkpoint and resume exactly as the pipeline's, and the merge sorts by fault, so the
-outcomes are those of one worker, byte for byte.
+splits poorly over threads (2 threads gave 1.61x on 2 cores), while K processes running their own
+faults scale with the cores, as the pipeline's shard jobs do.
 
-The calling process runs shard 0 itself while K - 1 workers run the rest: it has the model open
-and its fault-free outputs computed already, so one start-up (TensorFlow, the model, the
-engine's first traces) is saved; on 2 cores that start-up was the larger part of what 2
-workers lost against 1.
+Why chunks handed out as they come, not shards fixed in advance: a campaign is one shard whose
+chunks (the checkpoint files a one-process run writes, the same faults in each) go to whichever
+process is free, this one included. Shards of every K-th unit ran unevenly (an exponent-MSB cell
+costs ten times an all-zero one, and which shard gets which is luck), and every shard paid a
+process start-up (TensorFlow, the model, the engine's traces) that this process, with the model
+open already, does not pay again. The chunk files and the outcomes are those of one process, byte
+for byte, and a killed run resumes from them with any number of workers.
+
+Each worker is a fresh interpreter (``python -m hsiseu.faults.workers SPEC``), not a
+``multiprocessing`` child: those re-import the caller's main script, so a user's script without
+an ``if __name__ == "__main__":`` guard would start its campaign again in every worker. It opens
+the model from a file, then reads one chunk per line on its stdin (fault ids and the file to
+write) and answers each with a line on its stdout once the file is written.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -28,8 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["available_cores", "run_shards", "shard_path"]
+log = logging.getLogger(__name__)
+
+__all__ = ["available_cores", "ChunkPool"]
 
 
 def available_cores() -> int:
@@ -40,97 +48,120 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def shard_path(out: Path, shard: int, n_shards: int) -> Path:
-    return out / "shards" / f"{shard}-of-{n_shards}.csv"
+class ChunkPool:
+    """``workers - 1`` worker processes beside this one, started at the first call of
+    :meth:`run` that has more than one chunk to give out; :meth:`close` ends them."""
+
+    def __init__(self, spec: Mapping[str, Any], workers: int, scratch: Path) -> None:
+        self.spec, self.workers, self.scratch = dict(spec), int(workers), Path(scratch)
+        self._procs: list[subprocess.Popen] = []
+
+    def _start(self) -> None:
+        (self.scratch / "spec.json").write_text(json.dumps(self.spec))
+        for i in range(self.workers - 1):
+            err = open(self.scratch / f"worker{i}.log", "w")
+            self._procs.append(subprocess.Popen(
+                [sys.executable, "-m", "hsiseu.faults.workers", str(self.scratch / "spec.json")],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True))
+            err.close()
+
+    def run(self, jobs: Sequence[tuple[pd.DataFrame, Path]], here: Callable[[pd.DataFrame, Path], Any],
+            done: Callable[[int], Any]) -> None:
+        """Write every job's chunk file: ``here(chunk, path)`` in this process, the workers
+        taking the next job whenever they finish one; ``done(n)`` after each (from any thread).
+        A job a worker could not finish (it died) is run here."""
+        if len(jobs) > 1 and not self._procs and self.workers > 1:
+            self._start()
+        todo: queue.SimpleQueue = queue.SimpleQueue()
+        for job in jobs:
+            todo.put(job)
+        lock = threading.Lock()
+
+        def report(n: int) -> None:
+            with lock:
+                done(n)
+
+        def feed(proc: subprocess.Popen) -> None:
+            while proc.poll() is None:
+                try:
+                    chunk, path = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    proc.stdin.write(json.dumps({"faults": chunk["fault"].astype(int).tolist(), "out": str(path)}) + "\n")
+                    proc.stdin.flush()
+                    answer = proc.stdout.readline()
+                    while answer and answer.strip() != "done":  # a library's own print
+                        answer = proc.stdout.readline()
+                except OSError:
+                    answer = ""
+                if not answer:
+                    todo.put((chunk, path))  # the worker died: the job goes back
+                    return
+                report(len(chunk))
+
+        feeders = [threading.Thread(target=feed, args=(p,), daemon=True) for p in self._procs]
+        for feeder in feeders:
+            feeder.start()
+        while True:
+            try:
+                chunk, path = todo.get_nowait()
+            except queue.Empty:
+                break
+            here(chunk, path)
+            report(len(chunk))
+        for feeder in feeders:
+            feeder.join()
+        while True:  # jobs handed back by a worker that died after this process ran out of work
+            try:
+                chunk, path = todo.get_nowait()
+            except queue.Empty:
+                break
+            here(chunk, path)
+            report(len(chunk))
+        dead = [i for i, p in enumerate(self._procs) if p.poll() is not None]
+        if dead:
+            tails = "\n".join((self.scratch / f"worker{i}.log").read_text()[-1500:] for i in dead)
+            log.warning("%d worker(s) exited early; their chunks ran in this process:\n%s", len(dead), tails)
+            self._procs = [p for i, p in enumerate(self._procs) if i not in dead]
+
+    def close(self) -> None:
+        for proc in self._procs:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        for proc in self._procs:
+            proc.wait()
+        self._procs = []
+
+    def __enter__(self) -> "ChunkPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is not None:
+            for proc in self._procs:
+                proc.kill()
+        self.close()
 
 
-def _worker(spec: Mapping[str, Any]) -> None:
-    """One shard, as ``spec`` (written by :func:`run_shards`) describes it; progress on stdout."""
+def _serve(spec: Mapping[str, Any]) -> None:
+    """One worker: open the model, then run each chunk named on stdin (module docstring)."""
+    from hsiseu.faults import faultlist
     from hsiseu.faults.api import open_model
-    from hsiseu.faults.campaign import run_shard
+    from hsiseu.faults.campaign import chunk_writer
     from hsiseu.runtime import configure_tensorflow
 
     if not str(spec["model"]).endswith(".tflite"):
         configure_tensorflow(1)
-    x = np.load(spec["images"])
-    backend = open_model(spec["model"], x, spec["options"])
-
-    def tick(n: int) -> None:
-        print(n, flush=True)
-
-    run_shard(backend, faults_path=spec["faults"], labels=np.load(spec["labels"]), shard=spec["shard"],
-              n_shards=spec["n_shards"], out=spec["out"], chunk_size=spec["chunk_size"], progress=False,
-              sampling=spec["sampling"], bits=spec["bits"], on_progress=tick)
-
-
-def run_shards(model_file: Path, images: np.ndarray, labels: np.ndarray, options: Mapping[str, Any], *,
-               faults_path: Path, out: Path, workers: int, chunk_size: int, sampling: Mapping[str, Any],
-               bits: Sequence[int] | None, total: int, progress: bool, scratch: Path,
-               local: Callable[[Path, Callable[[int], Any]], Any] | None = None) -> list[Path]:
-    """Run the fault list's ``workers`` shards (those not finished already); their outcome files.
-
-    ``model_file`` is the model as a file the workers open; ``scratch`` a folder for the arrays
-    and specs they read; ``total`` the faults the bar counts (at most: adaptive units stop early).
-    ``local(out, on_progress)``, when given, runs shard 0 in this process while worker processes
-    run the others; without it every shard gets a process."""
-    from tqdm.auto import tqdm
-
-    paths = [shard_path(out, i, workers) for i in range(workers)]
-    todo = [i for i, path in enumerate(paths) if not path.exists()]  # a finished shard is kept
-    if not todo:
-        return paths
-    here = local is not None and todo[0] == 0
-    if here:
-        todo = todo[1:]
-    np.save(scratch / "images.npy", images)
-    np.save(scratch / "labels.npy", labels)
-    procs = []
-    for i in todo:
-        spec = {"model": str(model_file), "images": str(scratch / "images.npy"),
-                "labels": str(scratch / "labels.npy"), "options": dict(options), "faults": str(faults_path),
-                "shard": i, "n_shards": workers, "out": str(paths[i]), "chunk_size": int(chunk_size),
-                "sampling": dict(sampling), "bits": None if bits is None else [int(b) for b in bits]}
-        (scratch / f"spec{i}.json").write_text(json.dumps(spec))
-        err = open(scratch / f"worker{i}.log", "w")
-        procs.append((i, subprocess.Popen([sys.executable, "-m", "hsiseu.faults.workers", str(scratch / f"spec{i}.json")],
-                                          stdout=subprocess.PIPE, stderr=err, text=True), err))
-    with tqdm(total=total, desc=f"{workers} workers (at most)", unit="fault", disable=not progress,
-              mininterval=5.0) as bar:
-        lock = threading.Lock()
-
-        def forward(stream) -> None:
-            for line in stream:  # read to the end, so that a worker never blocks on a full pipe
-                if line.strip().isdigit():  # anything else a library prints is not progress
-                    with lock:
-                        bar.update(int(line))
-
-        readers = [threading.Thread(target=forward, args=(p.stdout,), daemon=True) for _, p, _ in procs]
-        for reader in readers:
-            reader.start()
-        if here:
-            def tick(n: int) -> None:
-                with lock:
-                    bar.update(n)
-
-            try:
-                local(paths[0], tick)
-            except BaseException:
-                for _, proc, _ in procs:  # the workers' checkpoints stay: a rerun resumes them
-                    proc.terminate()
-                raise
-        for reader in readers:
-            reader.join()
-    failed = []
-    for i, proc, err in procs:
-        proc.wait()
-        err.close()
-        if proc.returncode:
-            tail = (scratch / f"worker{i}.log").read_text()[-2000:]
-            failed.append(f"worker of shard {i}/{workers} exited with {proc.returncode}:\n{tail}")
-    if failed:
-        raise RuntimeError("\n".join(failed))
-    return paths
+    backend = open_model(spec["model"], np.load(spec["images"]), spec["options"])
+    write = chunk_writer(backend, np.load(spec["labels"]))
+    listed = faultlist.read(spec["faults"]).set_index("fault", drop=False)
+    for line in sys.stdin:
+        job = json.loads(line)
+        write(listed.loc[job["faults"]].reset_index(drop=True), Path(job["out"]))
+        print("done", flush=True)
 
 
 if __name__ == "__main__":
-    _worker(json.loads(Path(sys.argv[1]).read_text()))
+    _serve(json.loads(Path(sys.argv[1]).read_text()))
