@@ -189,3 +189,22 @@ def test_the_chunk_pool_shares_chunks_with_a_worker_process_and_writes_what_this
     assert 0 < len(mine) < len(chunks)  # both processes ran chunks
     for i in range(len(chunks)):
         assert (shared / f"{i}.csv").read_bytes() == (alone / f"{i}.csv").read_bytes(), i
+
+
+def test_a_chunk_a_dead_worker_leaves_runs_in_this_process(classifier, tmp_path, caplog):
+    """A worker that cannot start (here: its model file does not exist) hands its chunk back;
+    this process runs every chunk and says which worker exited, with its log."""
+    from hsiseu.faults import faultlist
+    from hsiseu.faults.workers import ChunkPool
+
+    d, _, x, y = classifier
+    listed = faultlist.read(d / "cli" / "fault_list.csv")
+    chunks = [listed.iloc[i:i + 64] for i in range(0, len(listed), 64)]
+    spec = {"model": str(tmp_path / "missing.keras"), "images": str(d / "x.npy"), "labels": str(d / "y.npy"),
+            "options": {}, "faults": str(d / "cli" / "fault_list.csv")}
+    ran = []
+    with caplog.at_level("WARNING", logger="hsiseu.faults.workers"), ChunkPool(spec, 2, tmp_path) as pool:
+        pool.run([(chunk, tmp_path / f"{i}.csv") for i, chunk in enumerate(chunks)],
+                 lambda chunk, path: ran.append(path.name), lambda n: None)
+    assert sorted(ran) == sorted(f"{i}.csv" for i in range(len(chunks)))
+    assert "exited early" in caplog.text and "missing.keras" in caplog.text

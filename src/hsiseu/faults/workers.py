@@ -55,15 +55,17 @@ class ChunkPool:
     def __init__(self, spec: Mapping[str, Any], workers: int, scratch: Path) -> None:
         self.spec, self.workers, self.scratch = dict(spec), int(workers), Path(scratch)
         self._procs: list[subprocess.Popen] = []
+        self._logs: dict[int, Path] = {}  # the log of each worker, by pid
 
     def _start(self) -> None:
         (self.scratch / "spec.json").write_text(json.dumps(self.spec))
         for i in range(self.workers - 1):
-            err = open(self.scratch / f"worker{i}.log", "w")
-            self._procs.append(subprocess.Popen(
-                [sys.executable, "-m", "hsiseu.faults.workers", str(self.scratch / "spec.json")],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True))
-            err.close()
+            path = self.scratch / f"worker{i}.log"
+            with open(path, "w") as err:
+                proc = subprocess.Popen([sys.executable, "-m", "hsiseu.faults.workers", str(self.scratch / "spec.json")],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
+            self._procs.append(proc)
+            self._logs[proc.pid] = path
 
     def run(self, jobs: Sequence[tuple[pd.DataFrame, Path]], here: Callable[[pd.DataFrame, Path], Any],
             done: Callable[[int], Any]) -> None:
@@ -100,30 +102,33 @@ class ChunkPool:
                     return
                 report(len(chunk))
 
+        def drain() -> None:
+            while True:
+                try:
+                    chunk, path = todo.get_nowait()
+                except queue.Empty:
+                    return
+                here(chunk, path)
+                report(len(chunk))
+
         feeders = [threading.Thread(target=feed, args=(p,), daemon=True) for p in self._procs]
         for feeder in feeders:
             feeder.start()
-        while True:
-            try:
-                chunk, path = todo.get_nowait()
-            except queue.Empty:
-                break
-            here(chunk, path)
-            report(len(chunk))
+        drain()
         for feeder in feeders:
             feeder.join()
-        while True:  # jobs handed back by a worker that died after this process ran out of work
-            try:
-                chunk, path = todo.get_nowait()
-            except queue.Empty:
-                break
-            here(chunk, path)
-            report(len(chunk))
-        dead = [i for i, p in enumerate(self._procs) if p.poll() is not None]
-        if dead:
-            tails = "\n".join((self.scratch / f"worker{i}.log").read_text()[-1500:] for i in dead)
-            log.warning("%d worker(s) exited early; their chunks ran in this process:\n%s", len(dead), tails)
-            self._procs = [p for i, p in enumerate(self._procs) if i not in dead]
+        drain()  # jobs handed back by a worker that died after this process ran out of work
+        self._procs = [p for p in self._procs if not self._exited(p)]
+
+    def _exited(self, proc: subprocess.Popen) -> bool:
+        """Whether ``proc`` has ended; a worker that failed is logged with the tail of its log
+        (its chunks run in this process)."""
+        if proc.poll() is None:
+            return False
+        if proc.returncode:
+            tail = self._logs[proc.pid].read_text()[-1500:]
+            log.warning("a worker exited early (code %d); its chunks ran in this process:\n%s", proc.returncode, tail)
+        return True
 
     def close(self) -> None:
         for proc in self._procs:
@@ -133,6 +138,7 @@ class ChunkPool:
                 pass
         for proc in self._procs:
             proc.wait()
+            self._exited(proc)
         self._procs = []
 
     def __enter__(self) -> "ChunkPool":
