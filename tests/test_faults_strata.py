@@ -137,3 +137,15 @@ def test_the_sampling_plan_projects_the_stratified_rule_from_each_strata_profile
     plan = expected_faults(cells, error_margin=0.025, confidence=0.95, populations=("cell", STRATIFIED)).set_index("population")
     assert plan.loc[STRATIFIED, "leveugle"] == plan.loc["cell", "leveugle"]
     assert plan.loc[STRATIFIED, "adaptive"] < 0.6 * plan.loc["cell", "adaptive"]
+
+
+def test_the_cells_of_a_stratified_campaign_need_its_fault_list():
+    from hsiseu.faults.campaign import cell_summary
+
+    outcomes = pd.DataFrame({"fault": [0], "set": ["a/kernel"], "bit": [30], "error_rate": [0.0],
+                             "error_rate_labelled": [0.0], "changed": [False], "nonfinite": [False]})
+    sets = pd.DataFrame({"order": [0], "name": ["a/kernel"], "kind": ["kernel"], "layer": ["a"], "shape": ["10"],
+                         "size": [10], "dtype": ["float32"], "n_bits": [32]})
+    with pytest.raises(ValueError, match="need its fault list"):
+        cell_summary(outcomes, sets, {"method": "adaptive", "error_margin": 0.3, "confidence": 0.95,
+                                      "strata": ["sign"]}, [30])

@@ -38,7 +38,8 @@ from hsiseu.faults.outcomes import OUTCOME_COLUMNS, outcome_of
 from hsiseu.faults.paramsets import sets_frame, sets_from_frame
 from hsiseu.faults.stats.adaptive import UnitState
 from hsiseu.faults.stats.candidates import (candidate_faults, cell_units, in_rank_order, list_strata, method_of,
-                                            pending_faults, population_of, unit_layout, unit_state, units)
+                                            pending_faults, population_of, strata_keys_of, unit_layout, unit_state,
+                                            units)
 from hsiseu.faults.stats.intervals import normal_interval
 from hsiseu.io import atomic_path, read_json, write_json
 
@@ -324,6 +325,9 @@ def cell_summary(outcomes: pd.DataFrame, sets: pd.DataFrame, sampling=None,
     cells["population"] = cells["set"].map(meta["size"]).astype(int)
     cells["error_rate_std"] = cells["error_rate_std"].fillna(0.0)
     sampling = dict(sampling or {})
+    if strata_keys_of(sampling) and faults is None:
+        raise ValueError(f"faults.sampling.strata {strata_keys_of(sampling)}: the cells of a stratified campaign "
+                         "need its fault list (faults=), which holds the strata")
     cells = _interval_columns(cells, outcomes, sets, sampling, bits, float(sampling.get("confidence", 0.95)), faults)
     return cells.sort_values(["order", "bit"], ascending=[True, False]).loc[:, list(CELL_COLUMNS)].reset_index(drop=True)
 
