@@ -176,7 +176,7 @@ def run(model: ModelLike, images: Any, labels: Any = None, *, error_margin: floa
         out: str | os.PathLike[str] | None = None, progress: bool = True, engine: str = "fast",
         kernels: str = "xnnpack", memory_mb: float = 32, image_chunk: int | None = None,
         include_bn_moving_stats: bool = False, include_int8_constants: bool = False,
-        checkpoint_faults: int = 512, threads: int | None = None, workers: int | None = None) -> CampaignResult:
+        checkpoint_faults: int = 128, threads: int | None = None, workers: int | None = None) -> CampaignResult:
     """Run a statistical single-bit-flip campaign over ``model``'s parameters on ``images``.
 
     Model and data:

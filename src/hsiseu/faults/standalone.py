@@ -68,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--memory-mb", type=float, default=32, help="float fast engine batch budget (MiB)")
     parser.add_argument("--image-chunk", type=int, default=None, help="float models: images per model call")
     parser.add_argument("--include-bn-moving-stats", action="store_true", help="also inject into BN statistics")
-    parser.add_argument("--checkpoint-faults", type=int, default=512, help="faults per checkpoint")
+    parser.add_argument("--checkpoint-faults", type=int, default=128,
+                        help="faults per checkpoint, and per chunk a worker takes (default 128)")
     parser.add_argument("--threads", type=int, default=None,
                         help="TensorFlow intra-op threads of this process (default: all with one worker, "
                              "else 1)")
