@@ -276,18 +276,20 @@ class _Pool:
         from hsiseu.faults.campaign import run_shard
         from hsiseu.faults.workers import ChunkPool
 
+        def shard(pool: ChunkPool | None) -> None:
+            run_shard(backend, faults_path=faults, labels=self.labels, shard=0, n_shards=1, out=out,
+                      chunk_size=chunk_size, progress=progress, sampling=sampling, bits=bits, pool=pool)
+
+        if self.workers == 1:
+            return shard(None)
         with tempfile.TemporaryDirectory(prefix="hsiseu-workers-") as tmp:
             scratch = Path(tmp)
-            spec = {"images": str(scratch / "images.npy"), "labels": str(scratch / "labels.npy"),
-                    "options": dict(self.options), "faults": str(faults)}
-            if self.workers > 1:
-                np.save(spec["images"], self.images)
-                np.save(spec["labels"], self.labels)
-                spec["model"] = str(self._model_file(scratch))
+            spec = {"model": str(self._model_file(scratch)), "images": str(scratch / "images.npy"),
+                    "labels": str(scratch / "labels.npy"), "options": dict(self.options), "faults": str(faults)}
+            np.save(spec["images"], self.images)
+            np.save(spec["labels"], self.labels)
             with ChunkPool(spec, self.workers, scratch) as pool:
-                run_shard(backend, faults_path=faults, labels=self.labels, shard=0, n_shards=1, out=out,
-                          chunk_size=chunk_size, progress=progress, sampling=sampling, bits=bits,
-                          pool=pool if self.workers > 1 else None)
+                shard(pool)
 
     def _model_file(self, scratch: Path) -> Path:
         if _is_path(self.model):

@@ -118,9 +118,9 @@ def chunk_writer(backend: Backend, labels: np.ndarray, ignore_label: int = 255) 
 
     ``labels`` (N, H, W) are the test labels (``ignore_label`` = unlabelled), for the error rate
     over labelled pixels."""
-    labelled = np.asarray(labels) != ignore_label
-    if labelled.shape != backend.golden().shape:
-        raise ValueError(f"labels of shape {labelled.shape} do not match the predictions {backend.golden().shape}")
+    labelled, golden = np.asarray(labels) != ignore_label, backend.golden()
+    if labelled.shape != golden.shape:
+        raise ValueError(f"labels of shape {labelled.shape} do not match the predictions {golden.shape}")
     kinds = {s.name: (s.kind, s.layer) for s in backend.parameter_sets()}
 
     def write(chunk: pd.DataFrame, path: Path) -> None:

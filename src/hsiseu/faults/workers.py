@@ -49,15 +49,18 @@ def available_cores() -> int:
 
 
 class ChunkPool:
-    """``workers - 1`` worker processes beside this one, started at the first call of
-    :meth:`run` that has more than one chunk to give out; :meth:`close` ends them."""
+    """``workers - 1`` worker processes beside this one, started once, at the first call of
+    :meth:`run` that has more than one chunk to give out (one that dies is not replaced: its
+    share runs here); :meth:`close` ends them."""
 
     def __init__(self, spec: Mapping[str, Any], workers: int, scratch: Path) -> None:
         self.spec, self.workers, self.scratch = dict(spec), int(workers), Path(scratch)
         self._procs: list[subprocess.Popen] = []
         self._logs: dict[int, Path] = {}  # the log of each worker, by pid
+        self._started = False
 
     def _start(self) -> None:
+        self._started = True
         (self.scratch / "spec.json").write_text(json.dumps(self.spec))
         for i in range(self.workers - 1):
             path = self.scratch / f"worker{i}.log"
@@ -72,7 +75,7 @@ class ChunkPool:
         """Write every job's chunk file: ``here(chunk, path)`` in this process, the workers
         taking the next job whenever they finish one; ``done(n)`` after each (from any thread).
         A job a worker could not finish (it died) is run here."""
-        if len(jobs) > 1 and not self._procs and self.workers > 1:
+        if len(jobs) > 1 and not self._started and self.workers > 1:
             self._start()
         todo: queue.SimpleQueue = queue.SimpleQueue()
         for job in jobs:

@@ -74,8 +74,8 @@ from typing import Any
 import numpy as np
 
 from hsiseu.faults.sampling import leveugle_n
-from hsiseu.faults.stats.bounds import confidence_sequence, deterministic_range, upper_sequence
-from hsiseu.faults.stats.intervals import Interval, normal_interval, variance_p
+from hsiseu.faults.stats.bounds import confidence_sequence, upper_sequence
+from hsiseu.faults.stats.intervals import Interval, _clipped, normal_interval, variance_p
 from hsiseu.faults.stats.strata import Strata
 
 __all__ = ["METHODS", "MIN_ROUND", "UPPER_SHARE", "UnitState", "adaptive_candidates", "required_n", "zero_stop"]
@@ -356,10 +356,7 @@ class UnitState:
         half = self.strata.normal_half_width(*self._split(), self.confidence)
         if half > self.error_margin:  # candidates run out first: Leveugle's own interval
             return normal_interval(x, self.confidence, self.population, 0.5)
-        mean = self.estimate()
-        low, high = deterministic_range(x, self.population)
-        return Interval(mean, max(0.0, low, mean - half), min(1.0, high, mean + half), half, self.n,
-                        self.population, float("nan"))
+        return _clipped(x, self.population, half, float("nan"), mean=self.estimate())
 
     def run(self, outcome_at: Any) -> "UnitState":
         """Run to the end with ``outcome_at(ranks: range) -> outcomes`` (tests, projections)."""

@@ -85,8 +85,11 @@ def _fpc(n: int, population: int | None) -> float:
     return (population - n) / (population - 1) if population > 1 else 0.0
 
 
-def _clipped(x: np.ndarray, population: int | None, half_width: float, p: float) -> Interval:
-    mean = float(x.mean())
+def _clipped(x: np.ndarray, population: int | None, half_width: float, p: float,
+             mean: float | None = None) -> Interval:
+    """mean +- half_width (``mean``: the outcomes' own by default), clipped to [0, 1] and to the
+    means possible at all after ``x``."""
+    mean = float(x.mean()) if mean is None else float(mean)
     lo_det, hi_det = deterministic_range(x, population)
     low = max(0.0, lo_det, mean - half_width)
     high = min(1.0, hi_det, mean + half_width)

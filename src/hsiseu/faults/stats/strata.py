@@ -41,12 +41,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
-
 import numpy as np
 
 from hsiseu.faults.stats.bounds import confidence_sequence
-from hsiseu.faults.stats.intervals import variance_p
+from hsiseu.faults.stats.intervals import _fpc, _z, variance_p
 
 __all__ = ["KEYS", "MIN_SHARE", "Strata", "stratum_codes", "unit_strata"]
 
@@ -164,7 +162,6 @@ class Strata:
         if counts.min() < 2:
             return math.inf
         p = np.array([variance_p(lo, hi) for lo, hi in zip(lows, highs)])
-        sizes = self.sizes.astype(np.float64)
-        fpc = np.where(sizes > 1, (sizes - counts) / np.maximum(sizes - 1, 1), 0.0).clip(0, 1)
+        fpc = np.array([_fpc(int(n), int(size)) for n, size in zip(counts, self.sizes)])
         variance = float(np.sum(self.weights ** 2 * p * (1 - p) / counts * fpc))
-        return NormalDist().inv_cdf(1 - (1 - confidence) / 2) * math.sqrt(variance)
+        return _z(confidence) * math.sqrt(variance)
