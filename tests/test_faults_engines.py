@@ -15,7 +15,8 @@ configure_tensorflow(1, 0)
 from hsiseu.faults import campaign, faultlist  # noqa: E402
 from hsiseu.faults.keras.backend import KerasBackend  # noqa: E402
 from hsiseu.faults.keras.fast import CompiledEngine, classes_op  # noqa: E402
-from hsiseu.faults.keras.graph import UnsupportedModel  # noqa: E402
+from hsiseu.faults.keras.graph import UnsupportedModel, keeps_pixels  # noqa: E402
+from hsiseu.faults.keras.pixels import PixelTail, row_length  # noqa: E402
 from hsiseu.faults.outcomes import classes_from_scores, outcome_of  # noqa: E402
 from hsiseu.model import build_unet  # noqa: E402
 
@@ -99,6 +100,7 @@ def test_fast_engine_gives_the_naive_loops_outcome_for_every_fault(af):
     stats = fast.engine.stats
     assert stats["dropped_at_chain_end"] > 0 and stats["memo_hits"] > 0
     assert stats["downstream_faults"] > stats["downstream_runs"] > 0  # batched
+    assert stats["pixel_downstream_faults"] > stats["pixel_downstream_runs"] > 0  # the last ends' changed pixels
     assert not any(k.startswith("reference_") for k in stats), dict(stats)
     # and the model is fault-free again afterwards
     assert np.array_equal(ref.golden(), KerasBackend(model, x, engine="reference").golden())
@@ -168,7 +170,8 @@ def test_shapes_that_do_not_reproduce_the_cache_fall_back_exactly(monkeypatch):
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
     assert fast.engine.stats["downstream_batch_halved"] > 0
-    assert fast.engine.stats["downstream_faults"] == fast.engine.stats["downstream_runs"]
+    st = fast.engine.stats
+    assert st["downstream_faults"] - st["pixel_downstream_faults"] == st["downstream_runs"] - st["pixel_downstream_runs"]
     real_chain = CompiledEngine._chain_fn
 
     def off_by_one(self, plan):
@@ -179,6 +182,45 @@ def test_shapes_that_do_not_reproduce_the_cache_fall_back_exactly(monkeypatch):
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
     assert fast.engine.stats["reference_untrusted_chain"] == len(faults)
+
+
+def test_changed_pixels_only_where_no_later_layer_mixes_pixels(monkeypatch):
+    """The tiny U-Net's last decoder activation and 1x1 classifier run only their changed
+    pixels; a row length that does not reproduce the cache sends its faults to the whole-tensor
+    downstream, with the same outcomes."""
+    model, x = tiny_model("relu", seed=2), images(2)
+    graph = KerasBackend(model, x, engine="fast").engine.graph
+    last_act = [n for n in graph.order if n.startswith("act_")][-1]
+    assert graph.tail_keeps_pixels("cnv_out") and graph.tail_keeps_pixels(last_act)
+    assert not graph.tail_keeps_pixels("cnv_1") and not graph.tail_keeps_pixels(graph.input)
+    classifier = residual_classifier()
+    other = KerasBackend(classifier, images(2, shape=(8, 8, 3)), engine="fast").engine.graph
+    assert other.tail_keeps_pixels("head") and not other.tail_keeps_pixels("dense_flat")  # Add reads a skip
+    L = keras.layers
+    assert keeps_pixels(classifier.get_layer("mix")) and not keeps_pixels(classifier.get_layer("conv_lin"))
+    strided = L.Conv2D(2, 1, strides=2)
+    strided.build((None, 8, 8, 3))
+    assert not keeps_pixels(strided) and not keeps_pixels(classifier.get_layer("pool"))
+
+    ref = KerasBackend(model, x, engine="reference")
+    sets = [s.name for s in ref.parameter_sets() if s.layer in ("cnv_out", last_act.replace("act_", "cnv_"))]
+    frame = faultlist.generate(ref.parameter_sets(), sampling={"fixed_n": 6}, bits=[31, 30, 26, 20, 3], seed=4)
+    faults = [f for f in faultlist.faults_of(frame) if f.set in sets]
+    want = outcomes(ref, faults)
+    fast = KerasBackend(model, x, engine="fast")
+    assert outcomes(fast, faults) == want
+    assert fast.engine.stats["pixel_downstream_faults"] > 0
+    monkeypatch.setattr(PixelTail, "_trust", lambda self, length, gold, scores: False)
+    fast = KerasBackend(model, x, engine="fast")
+    assert outcomes(fast, faults) == want
+    assert fast.engine.stats["pixel_rows_untrusted"] > 0 and fast.engine.stats["pixel_rows"] == 0
+
+
+def test_row_lengths_pad_little_and_stay_few():
+    lengths = [row_length(p) for p in range(1, 70_000)]
+    assert all(p <= n for p, n in zip(range(1, 70_000), lengths)) and lengths == sorted(lengths)
+    assert all(n <= 1.5 * p for p, n in zip(range(256, 70_000), lengths[255:]))
+    assert len(set(lengths)) <= 2 * 9 + 1  # two per octave from 256 up
 
 
 def test_memory_budget_sizes_the_batch():

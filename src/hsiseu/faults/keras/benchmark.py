@@ -163,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"(mean {st['downstream_faults'] / max(st['downstream_runs'], 1):.1f}, {st['padded_downstream_slots']} "
           f"padding slots), {st['chain_runs']} chain calls; faults sent to the reference loop (cold run) "
           f"{fallbacks or 'none'}; batch sizes halved because they did not reproduce the cache: "
-          f"{cold_stats.get('downstream_batch_halved', 0)}")
+          f"{cold_stats.get('downstream_batch_halved', 0)}; changed pixels only (batch marked p): "
+          f"{st['pixel_downstream_faults']} faults, {st['pixel_rows']} pixel rows")
     _profile(engine, faults, rows[-1][1] * len(faults), shares, naive_wall)
     ok = all(same(ps, ref_preds[: len(ps)]) == len(ps) for name, _, _, ps in rows if name.startswith("fast"))
     if not ok:
@@ -194,7 +195,8 @@ def _profile(engine, faults, total: float, shares: np.ndarray, naive: float) -> 
         kind, name = key.split(":", 1)
         end = name if kind == "downstream" else end_of(name)
         by_end.setdefault(end, [0.0, 0.0])[0 if kind == "chain" else 1] += sec
-    batch = {key[1]: v for key, v in engine._trusted.items() if key[0] == "down_k"}
+    batch = {plan.end: f"{engine.down_batch(plan)}{'p' if engine.pixel_tail(plan.end) else ''}"
+             for plan in engine._plans.values() if plan is not None}
     print(f"{'chain end':<14}{'position':>9}{'faults':>8}{'batch':>7}{'chain ms':>10}{'down ms':>10}"
           f"{'ms/fault':>10}{'FLOP ms':>9}{'over ms':>9}{'% naive':>9}{'time %':>8}")
     worst = (0.0, "-")

@@ -24,6 +24,9 @@ For the faults of a layer L, in batches:
    skip tensors it still reads, tiled) to the model output runs them in one compiled call, which
    also takes the class map with the NaN rule. Chains compile once per layer, sub-models once
    per chain end and batch size.
+   Where no layer after E mixes pixels (a segmentation net's 1x1 classifier and softmax:
+   :mod:`~hsiseu.faults.keras.pixels`), only the pixels each fault changed are run, as one row
+   of pixel vectors per batch, and written over the fault-free class map.
 5. **Batch from a memory budget.** The batch size of E is the largest number of faults whose
    downstream activations fit in ``memory_mb`` (at most ``max_batch``); a partial last batch is
    padded so that each E compiles once.
@@ -55,7 +58,9 @@ import numpy as np
 from hsiseu.faults.bitflip import flip_at
 from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.keras import compiled
+from hsiseu.faults.keras.classmap import classes_op
 from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
+from hsiseu.faults.keras.pixels import PixelTail
 from hsiseu.faults.keras.reference import NaiveLoop
 from hsiseu.faults.outcomes import Prediction
 from hsiseu.faults.shared import UNCHANGED, Memo
@@ -63,29 +68,6 @@ from hsiseu.faults.shared import UNCHANGED, Memo
 log = logging.getLogger(__name__)
 
 __all__ = ["CompiledEngine", "classes_op"]
-
-
-def classes_op(scores: Any) -> Any:
-    """``outcomes.classes_from_scores`` in ``keras.ops`` (arg-max, ties to the lowest class,
-    +inf wins, a pixel with a NaN gets class ``n_classes``), so the class map is taken where
-    the scores are.
-
-    One class at a time over the class-major scores rather than reductions over the last axis:
-    TensorFlow's CPU reductions over a short innermost axis (5 classes) cost about 5x this, and
-    the class map is taken for every fault of every downstream call. A strict ``>`` keeps the
-    lowest of tied classes; a NaN never compares greater, and its pixel is overridden."""
-    ops = keras.ops
-    n = int(scores.shape[-1])
-    by_class = ops.moveaxis(scores, -1, 0)
-    best, first = by_class[0], ops.zeros(ops.shape(by_class[0]), dtype="int32")
-    nan = ops.isnan(best)
-    for j in range(1, n):
-        value = by_class[j]
-        higher = ops.greater(value, best)
-        best = ops.where(higher, value, best)
-        first = ops.where(higher, j, first)
-        nan = ops.logical_or(nan, ops.isnan(value))
-    return ops.cast(ops.where(nan, n, first), "uint8")
 
 
 @dataclass
@@ -166,6 +148,7 @@ class CompiledEngine:
         self._downs: dict[tuple[str, bool, int, int], tuple[Any, list[str], list]] = {}
         self._trusted: dict[tuple, bool] = {}
         self._batch: dict[str, int] = {}
+        self._pixel_tails: dict[str, PixelTail | None] = {}
 
     # ------------------------------------------------------------ helpers
 
@@ -319,10 +302,28 @@ class CompiledEngine:
             return None
         return compiled.to_host(fn(self._faulty_weights(plan, faults), rest_values, x_in))
 
+    def pixel_tail(self, end: str) -> PixelTail | None:
+        """The downstream of ``end`` on changed pixels only, where no later layer mixes pixels."""
+        if end not in self._pixel_tails:
+            self._pixel_tails[end] = (PixelTail(self.graph, end, self._values_of)
+                                      if self.graph.tail_keeps_pixels(end) else None)
+        return self._pixel_tails[end]
+
+    def _values_of(self, variables: Sequence[keras.Variable]) -> list[Any]:
+        return [self.values[self._var_index[id(v)]] for v in variables]
+
     def down_batch(self, plan: _Plan) -> int:
-        """Faults per downstream call from ``plan``'s chain end on the loaded chunk: the budget's
-        batch size if that shape reproduces the cache fault-free, else the largest smaller one
-        that does (halving: oneDNN picks other kernels at other batch sizes, e.g. on the default
+        """Faults per downstream call from ``plan``'s chain end: the budget's batch size where
+        only changed pixels run (each row length is checked as it comes), else
+        :meth:`dense_batch`."""
+        if self.pixel_tail(plan.end) is not None:
+            return self.batch_size(plan)
+        return self.dense_batch(plan)
+
+    def dense_batch(self, plan: _Plan) -> int:
+        """Faults per call of the downstream over whole tensors from ``plan``'s chain end on the
+        loaded chunk: the budget's batch size if that shape reproduces the cache fault-free, else
+        the largest smaller one that does (halving: oneDNN picks other kernels at other batch sizes, e.g. on the default
         model a batch of 64 images rounds differently and one of 32 does not; one fault per call
         has the reference's own shape, so it is always exact)."""
         channel = plan.rule is not None
@@ -476,6 +477,43 @@ class CompiledEngine:
         t0 = time.perf_counter()
         keys = list(queue)[:k]
         items = [queue.pop(key) for key in keys]
+        tail = self.pixel_tail(plan.end)
+        if tail is not None and self._by_pixels(plan, tail, keys, items, results):
+            self.seconds[f"downstream:{plan.end}"] += time.perf_counter() - t0
+            return
+        k = self.dense_batch(plan)
+        for a in range(0, len(items), k):
+            self._dense(plan, keys[a:a + k], items[a:a + k], k, faults, results)
+        self.seconds[f"downstream:{plan.end}"] += time.perf_counter() - t0
+
+    def _by_pixels(self, plan: _Plan, tail: PixelTail, keys: list[tuple], items: list[_Waiting],
+                   results: list) -> bool:
+        """The waiting states' predictions from their changed pixels; False when the row length
+        is not trusted (the caller runs them whole)."""
+        a, b = self.chunks[self._chunk]
+        out = tail.run(self.host(plan.end), self.host(self.graph.output), self.classes[a:b],
+                       [(w.c if plan.rule is not None else None, w.state) for w in items])
+        if out is None:
+            self.stats["pixel_rows_untrusted"] += 1
+            return False
+        preds, length = out
+        self._answer(keys, items, [Prediction(classes, nonfinite) for classes, nonfinite in preds], results)
+        self.stats["pixel_downstream_runs"] += 1
+        self.stats["pixel_downstream_faults"] += len(items)
+        self.stats["pixel_rows"] += length
+        return True
+
+    def _answer(self, keys: list[tuple], items: list[_Waiting], preds: list[Prediction], results: list) -> None:
+        """Each waiting state's prediction to its faults and to the memo."""
+        for key, w, pred in zip(keys, items, preds):
+            self._memo.put(key, pred)
+            for i in w.members:
+                results[i] = pred
+        self.stats["downstream_runs"] += 1
+        self.stats["downstream_faults"] += len(items)
+
+    def _dense(self, plan: _Plan, keys: list[tuple], items: list[_Waiting], k: int, faults: Sequence[Fault],
+               results: list) -> None:
         pad = k - len(items)
         c = np.array([w.c for w in items] + [items[-1].c] * pad, dtype=np.int32)
         states = np.stack([w.state for w in items] + [items[-1].state] * pad)
@@ -485,12 +523,5 @@ class CompiledEngine:
             self._by_reference(faults, members, results, "reference_untrusted_downstream")
             return
         classes, nonfinite = out
-        for r, (key, w) in enumerate(zip(keys, items)):
-            pred = Prediction(classes[r].copy(), bool(nonfinite[r]))
-            self._memo.put(key, pred)
-            for i in w.members:
-                results[i] = pred
-        self.stats["downstream_runs"] += 1
-        self.stats["downstream_faults"] += len(items)
+        self._answer(keys, items, [Prediction(classes[r].copy(), bool(nonfinite[r])) for r in range(len(items))], results)
         self.stats["padded_downstream_slots"] += pad
-        self.seconds[f"downstream:{plan.end}"] += time.perf_counter() - t0

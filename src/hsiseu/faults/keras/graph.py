@@ -27,7 +27,7 @@ import keras
 from hsiseu.activations import CHANNEL_MIXING
 from hsiseu.keras_graph import CONV_KERNEL_AXES, TRANSPOSED_KERNEL_AXES, channels_last, inbound_layer_names
 
-__all__ = ["ChannelRule", "LayerGraph", "channel_rule", "passes_channels", "UnsupportedModel"]
+__all__ = ["ChannelRule", "LayerGraph", "channel_rule", "keeps_pixels", "passes_channels", "UnsupportedModel"]
 
 
 class UnsupportedModel(ValueError):
@@ -100,6 +100,31 @@ def passes_channels(layer: keras.layers.Layer) -> bool:
     return type(layer).__name__ in _PASS_THROUGH and not layer.weights
 
 
+#: Weightless layers that compute each output pixel from the same input pixel (at inference).
+_PER_PIXEL = ("ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
+              "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout")
+
+
+def keeps_pixels(layer: keras.layers.Layer) -> bool:
+    """Whether each output pixel of ``layer`` depends on the same input pixel only (channels may
+    mix: a 1x1 convolution, a dense layer, the softmax over classes). Past the last layer that
+    mixes pixels, a fault changes the output only where it changed the input."""
+    L = keras.layers
+    if not channels_last(layer):
+        return False
+    if isinstance(layer, (L.Conv1D, L.Conv2D, L.Conv3D)) and not isinstance(
+            layer, (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose, L.SeparableConv1D, L.SeparableConv2D)):
+        return all(int(k) == 1 for k in layer.kernel_size) and all(int(s) == 1 for s in layer.strides)
+    if isinstance(layer, L.Softmax):
+        axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+        return list(axes) in ([-1], [len(layer.input.shape) - 1])
+    if isinstance(layer, (L.Dense, L.Activation)):
+        return True  # the activations act on the last axis: element-wise or across classes
+    if isinstance(layer, L.BatchNormalization):
+        return channel_rule(layer) is not None
+    return type(layer).__name__ in _PER_PIXEL
+
+
 @dataclass
 class Node:
     layer: keras.layers.Layer
@@ -164,6 +189,19 @@ class LayerGraph:
         down = set(self.descendants(name))
         need = {s for d in down for s in self.nodes[d].inputs if s not in down and s != name}
         return sorted(need, key=self.position.__getitem__)
+
+    def tail_keeps_pixels(self, name: str) -> bool:
+        """Whether every layer after ``name`` computes each pixel from the same pixel of
+        ``name``'s output alone, reading no other tensor (no skip), up to an output of the same
+        pixel grid."""
+        if self.frontier(name):
+            return False
+        for d in self.descendants(name):
+            node = self.nodes[d]
+            if len(node.inputs) != 1 or not keeps_pixels(node.layer):
+                return False
+        shape, out = self.nodes[name].layer.output.shape, self.nodes[self.output].layer.output.shape
+        return len(shape) >= 2 and tuple(shape[1:-1]) == tuple(out[1:-1])
 
     def channel_chain(self, name: str) -> list[str]:
         """``name`` followed by the single-consumer pass-through layers after it: a single
