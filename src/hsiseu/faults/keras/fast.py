@@ -100,6 +100,11 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (ua == ub).reshape(a.shape[0], -1).all(axis=1)
 
 
+def _channel_major(a: np.ndarray) -> np.ndarray:
+    """(C, N, ...) contiguous: each channel's values in one block, to compare and hash whole."""
+    return np.ascontiguousarray(np.moveaxis(a, -1, 0))
+
+
 def _scatter(gold: Any, cols: Any, c: Any, k: int) -> Any:
     """(K * N, ..., C): the fault-free tensor with fault j's channel c[j] replaced by cols[j]."""
     ops = keras.ops
@@ -282,10 +287,12 @@ class CompiledEngine:
 
     def _gold_state(self, plan: _Plan, c: np.ndarray) -> np.ndarray:
         """Fault-free states at the chain end for channels ``c``: (K, N, ...)."""
-        gold = self.host(plan.end)
         if plan.rule is not None:
-            return np.moveaxis(np.take(gold, c, axis=-1), -1, 0)
-        return np.repeat(gold[None], len(c), axis=0)
+            key = f"{plan.end}:channel-major"
+            if key not in self._host:
+                self._host[key] = _channel_major(self.host(plan.end))
+            return self._host[key][c]
+        return np.repeat(self.host(plan.end)[None], len(c), axis=0)
 
     def _chain(self, plan: _Plan, faults: Sequence[Fault]) -> np.ndarray | None:
         """The chain end's output with ``faults`` in place (N, ...), or None when the chain does
@@ -449,7 +456,7 @@ class CompiledEngine:
         self.stats["chain_runs"] += 1
         if plan.rule is not None:
             c = np.array([self._channel_of(plan, f) for f in batch], dtype=np.int32)
-            states = np.moveaxis(np.take(end_out, c, axis=-1), -1, 0)
+            states = _channel_major(np.take(end_out, c, axis=-1))
         else:
             c = np.zeros(len(batch), dtype=np.int32)
             states = end_out[None]
@@ -459,8 +466,8 @@ class CompiledEngine:
                 results[i] = UNCHANGED
                 self.stats["dropped_at_chain_end"] += 1
                 continue
-            state = np.ascontiguousarray(states[r])
-            key = (self._chunk, plan.end, int(c[r]), hashlib.blake2b(state.tobytes(), digest_size=16).digest())
+            state = states[r]
+            key = (self._chunk, plan.end, int(c[r]), hashlib.blake2b(state, digest_size=16).digest())
             hit = self._memo.get(key)
             if hit is not None:
                 results[i] = hit
