@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -64,6 +65,12 @@ def _is_keras(model: ModelLike) -> bool:
     if _is_path(model):
         return str(model).lower().endswith(".keras")
     return not isinstance(model, (bytes, bytearray, memoryview))
+
+
+def _is_keras_model(model: Any) -> bool:
+    import keras
+
+    return isinstance(model, keras.Model)
 
 
 def open_model(model: ModelLike, x: np.ndarray, options: Mapping[str, Any]) -> Backend:
@@ -235,61 +242,74 @@ def run(model: ModelLike, images: Any, labels: Any = None, *, error_margin: floa
     options = {"engine": engine, "memory_mb": memory_mb, "image_chunk": image_chunk,
                "include_bn_moving_stats": include_bn_moving_stats,
                "include_int8_constants": include_int8_constants, "kernels": kernels}
-    backend = open_model(model, x, options)
-    golden = backend.golden()
-    labels_ = np.zeros(golden.shape, np.uint8) if y is None else y
-    if labels_.shape != golden.shape:
-        raise CampaignInputError(f"labels: shape {labels_.shape} does not match the model's class map {golden.shape}")
-    if strata is None:
-        strata = ["sign"] if method == "adaptive" else []
-    sampling = {"method": method, "population": population, "mantissa_population": mantissa_population,
-                "strata": list(strata), "error_margin": error_margin, "mantissa_error_margin": mantissa_error_margin,
-                "confidence": confidence, "p": p, "fixed_n": fixed_n}
-    bits = None if bits is None else [int(b) for b in bits]
-    settings = {"model": _model_id(model), "images": _array_id(x), "labels": _array_id(y), "sampling": sampling,
-                "bits": bits, "seed": int(seed), "include_bn_moving_stats": include_bn_moving_stats,
-                "include_int8_constants": include_int8_constants}
-    if not _is_keras(model):
-        settings["kernels"] = kernels
-    pool = _Pool(model, x, labels_, options, workers)
-    if out is None:
-        with tempfile.TemporaryDirectory(prefix="hsiseu-faults-") as tmp:
-            result = _campaign(backend, Path(tmp), settings, checkpoint_faults, progress, pool)
-        return replace(result, out=None)
-    return _campaign(backend, Path(out), settings, checkpoint_faults, progress, pool)
+    with _Pool(model, x, options, workers) as pool:  # the workers open the model while this process does
+        backend = open_model(model, x, options)
+        golden = backend.golden()
+        labels_ = np.zeros(golden.shape, np.uint8) if y is None else y
+        if labels_.shape != golden.shape:
+            raise CampaignInputError(f"labels: shape {labels_.shape} does not match the model's class map {golden.shape}")
+        if strata is None:
+            strata = ["sign"] if method == "adaptive" else []
+        sampling = {"method": method, "population": population, "mantissa_population": mantissa_population,
+                    "strata": list(strata), "error_margin": error_margin, "mantissa_error_margin": mantissa_error_margin,
+                    "confidence": confidence, "p": p, "fixed_n": fixed_n}
+        bits = None if bits is None else [int(b) for b in bits]
+        settings = {"model": _model_id(model), "images": _array_id(x), "labels": _array_id(y), "sampling": sampling,
+                    "bits": bits, "seed": int(seed), "include_bn_moving_stats": include_bn_moving_stats,
+                    "include_int8_constants": include_int8_constants}
+        if not _is_keras(model):
+            settings["kernels"] = kernels
+        pool.labels = labels_
+        if out is None:
+            with tempfile.TemporaryDirectory(prefix="hsiseu-faults-") as tmp:
+                result = _campaign(backend, Path(tmp), settings, checkpoint_faults, progress, pool)
+            return replace(result, out=None)
+        return _campaign(backend, Path(out), settings, checkpoint_faults, progress, pool)
 
 
-@dataclass
 class _Pool:
-    """What the worker processes need: the model as a file, the arrays, the engine options."""
+    """The worker processes of one campaign (:class:`~hsiseu.faults.workers.ChunkPool`), started
+    on entry, before this process opens the model, so that their start-up overlaps its own: they
+    need the model as a file and the images then, the labels and a copy of the fault list only
+    with their first chunk."""
 
-    model: ModelLike
-    images: np.ndarray
-    labels: np.ndarray
-    options: Mapping[str, Any]
-    workers: int
+    def __init__(self, model: ModelLike, images: np.ndarray, options: Mapping[str, Any], workers: int) -> None:
+        self.model, self.images, self.options, self.workers = model, images, dict(options), int(workers)
+        self.labels: np.ndarray | None = None
+        self._chunks = None
+        self._spec: dict[str, Any] = {}
+
+    def __enter__(self) -> "_Pool":
+        # a model of another type is refused by open_model, by name, before anything runs
+        if self.workers > 1 and (_is_path(self.model) or isinstance(self.model, (bytes, bytearray, memoryview))
+                                 or _is_keras_model(self.model)):
+            from hsiseu.faults.workers import ChunkPool
+
+            self._scratch = tempfile.TemporaryDirectory(prefix="hsiseu-workers-")
+            scratch = Path(self._scratch.name)
+            self._spec = {"model": str(self._model_file(scratch)), "images": str(scratch / "images.npy"),
+                          "labels": str(scratch / "labels.npy"), "options": self.options,
+                          "faults": str(scratch / "fault_list.csv")}
+            np.save(self._spec["images"], self.images)
+            self._chunks = ChunkPool(self._spec, self.workers, scratch)
+            self._chunks.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._chunks is not None:
+            self._chunks.__exit__(*exc)
+            self._scratch.cleanup()
 
     def run(self, backend: Backend, faults: Path, out: Path, *, chunk_size: int, sampling: Mapping[str, Any],
             bits: Sequence[int] | None, progress: bool) -> None:
-        """The campaign's one shard on ``backend``, its chunks shared with ``workers - 1``
-        worker processes (:class:`~hsiseu.faults.workers.ChunkPool`) when there are more."""
+        """The campaign's one shard on ``backend``, its chunks shared with the workers."""
         from hsiseu.faults.campaign import run_shard
-        from hsiseu.faults.workers import ChunkPool
 
-        def shard(pool: ChunkPool | None) -> None:
-            run_shard(backend, faults_path=faults, labels=self.labels, shard=0, n_shards=1, out=out,
-                      chunk_size=chunk_size, progress=progress, sampling=sampling, bits=bits, pool=pool)
-
-        if self.workers == 1:
-            return shard(None)
-        with tempfile.TemporaryDirectory(prefix="hsiseu-workers-") as tmp:
-            scratch = Path(tmp)
-            spec = {"model": str(self._model_file(scratch)), "images": str(scratch / "images.npy"),
-                    "labels": str(scratch / "labels.npy"), "options": dict(self.options), "faults": str(faults)}
-            np.save(spec["images"], self.images)
-            np.save(spec["labels"], self.labels)
-            with ChunkPool(spec, self.workers, scratch) as pool:
-                shard(pool)
+        if self._chunks is not None:
+            np.save(self._spec["labels"], self.labels)
+            shutil.copyfile(faults, self._spec["faults"])
+        run_shard(backend, faults_path=faults, labels=self.labels, shard=0, n_shards=1, out=out,
+                  chunk_size=chunk_size, progress=progress, sampling=sampling, bits=bits, pool=self._chunks)
 
     def _model_file(self, scratch: Path) -> Path:
         if _is_path(self.model):

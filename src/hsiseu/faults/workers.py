@@ -12,6 +12,10 @@ process start-up (TensorFlow, the model, the engine's traces) that this process,
 open already, does not pay again. The chunk files and the outcomes are those of one process, byte
 for byte, and a killed run resumes from them with any number of workers.
 
+The workers start as early as the caller can (``start``; the campaign API starts them before it
+opens the model itself), so that their start-up overlaps this process's own: a worker reads the
+fault list and the labels only with its first chunk, by which time they exist.
+
 Each worker is a fresh interpreter (``python -m hsiseu.faults.workers SPEC``), not a
 ``multiprocessing`` child: those re-import the caller's main script, so a user's script without
 an ``if __name__ == "__main__":`` guard would start its campaign again in every worker. It opens
@@ -49,15 +53,21 @@ def available_cores() -> int:
 
 
 class ChunkPool:
-    """``workers - 1`` worker processes beside this one, started once, at the first call of
-    :meth:`run` that has more than one chunk to give out (one that dies is not replaced: its
-    share runs here); :meth:`close` ends them."""
+    """``workers - 1`` worker processes beside this one, started once: by :meth:`start`, or at
+    the first call of :meth:`run` that has more than one chunk to give out (one that dies is not
+    replaced: its share runs here); :meth:`close` ends them."""
 
     def __init__(self, spec: Mapping[str, Any], workers: int, scratch: Path) -> None:
         self.spec, self.workers, self.scratch = dict(spec), int(workers), Path(scratch)
         self._procs: list[subprocess.Popen] = []
         self._logs: dict[int, Path] = {}  # the log of each worker, by pid
         self._started = False
+        self._fed = False
+
+    def start(self) -> None:
+        """Start the workers now (once): they open the model while this process does the same."""
+        if not self._started and self.workers > 1:
+            self._start()
 
     def _start(self) -> None:
         self._started = True
@@ -75,8 +85,9 @@ class ChunkPool:
         """Write every job's chunk file: ``here(chunk, path)`` in this process, the workers
         taking the next job whenever they finish one; ``done(n)`` after each (from any thread).
         A job a worker could not finish (it died) is run here."""
-        if len(jobs) > 1 and not self._started and self.workers > 1:
-            self._start()
+        if len(jobs) > 1:
+            self.start()
+        self._fed = self._fed or bool(self._procs)
         todo: queue.SimpleQueue = queue.SimpleQueue()
         for job in jobs:
             todo.put(job)
@@ -134,6 +145,11 @@ class ChunkPool:
         return True
 
     def close(self) -> None:
+        if not self._fed:  # started early for a campaign that had nothing left to run
+            for proc in self._procs:
+                proc.kill()
+                proc.wait()
+            self._procs = []
         for proc in self._procs:
             try:
                 proc.stdin.close()
@@ -164,10 +180,12 @@ def _serve(spec: Mapping[str, Any]) -> None:
     if not str(spec["model"]).endswith(".tflite"):
         configure_tensorflow(1)
     backend = open_model(spec["model"], np.load(spec["images"]), spec["options"])
-    write = chunk_writer(backend, np.load(spec["labels"]))
-    listed = faultlist.read(spec["faults"]).set_index("fault", drop=False)
+    write = listed = None
     for line in sys.stdin:
         job = json.loads(line)
+        if listed is None:  # written by the caller after it started this worker
+            write = chunk_writer(backend, np.load(spec["labels"]))
+            listed = faultlist.read(spec["faults"]).set_index("fault", drop=False)
         write(listed.loc[job["faults"]].reset_index(drop=True), Path(job["out"]))
         print("done", flush=True)
 
