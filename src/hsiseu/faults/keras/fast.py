@@ -330,9 +330,9 @@ class CompiledEngine:
     def dense_batch(self, plan: _Plan) -> int:
         """Faults per call of the downstream over whole tensors from ``plan``'s chain end on the
         loaded chunk: the budget's batch size if that shape reproduces the cache fault-free, else
-        the largest smaller one that does (halving: oneDNN picks other kernels at other batch sizes, e.g. on the default
-        model a batch of 64 images rounds differently and one of 32 does not; one fault per call
-        has the reference's own shape, so it is always exact)."""
+        the largest smaller one that does (halving: oneDNN picks other kernels at other batch
+        sizes, e.g. on the default model a batch of 64 images rounds differently and one of 32
+        does not; one fault per call has the reference's own shape, so it is always exact)."""
         channel = plan.rule is not None
         key = ("down_k", plan.end, channel, self.n)
         if key not in self._trusted:
