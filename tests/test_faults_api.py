@@ -191,6 +191,22 @@ def test_the_chunk_pool_shares_chunks_with_a_worker_process_and_writes_what_this
         assert (shared / f"{i}.csv").read_bytes() == (alone / f"{i}.csv").read_bytes(), i
 
 
+def test_workers_started_early_for_nothing_are_ended_quietly(classifier, tmp_path, caplog):
+    """The campaign starts its workers before it opens the model; when nothing is left to run
+    (a finished shard on resume) they are killed unused, and no worker is reported as failed."""
+    from hsiseu.faults.workers import ChunkPool
+
+    d, _, x, y = classifier
+    spec = {"model": str(d / "my.keras"), "images": str(d / "x.npy"), "labels": str(tmp_path / "not-yet.npy"),
+            "options": {}, "faults": str(tmp_path / "not-yet.csv")}
+    with caplog.at_level("WARNING", logger="hsiseu.faults.workers"), ChunkPool(spec, 3, tmp_path) as pool:
+        pool.start()
+        procs = list(pool._procs)
+        assert len(procs) == 2 and all(p.poll() is None for p in procs)
+    assert all(p.poll() is not None for p in procs) and not pool._procs
+    assert "exited early" not in caplog.text
+
+
 def test_a_chunk_a_dead_worker_leaves_runs_in_this_process(classifier, tmp_path, caplog):
     """A worker that cannot start (here: its model file does not exist) hands its chunk back;
     this process runs every chunk and says which worker exited, with its log."""
