@@ -279,3 +279,26 @@ def test_killed_shard_resumes_without_losing_or_repeating_a_fault(tmp_path):
     with pytest.raises(ValueError, match="missing"):
         campaign.merge_shards([out], faults_path=faults_csv, sets_path=tmp_path / "sets.csv",
                               out_outcomes=tmp_path / "o2.csv", out_cells=tmp_path / "c2.csv")
+
+
+def test_benchmark_profile_times_a_pass_from_every_chain_end(capsys):
+    """The per-chain-end table of ``hsiseu faults-benchmark``: every chain end the sample reaches,
+    with one naive-shaped pass from it timed, and the pass ceiling."""
+    import time
+
+    from hsiseu.faults.keras.benchmark import _pass_from, _profile, flop_shares
+
+    model, x = tiny_model("relu"), images(2)
+    fast = KerasBackend(model, x, engine="fast")
+    _, faults = sample(fast, per_cell=2, bits=[30, 22])
+    t0 = time.perf_counter()
+    list(fast.run(faults))
+    total = time.perf_counter() - t0
+    engine = fast.engine
+    _profile(engine, faults, total, flop_shares(engine.graph, faults), naive=total / len(faults))
+    out = capsys.readouterr().out
+    ends = {engine.plan(f.set).end for f in faults}
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:] if line.split() and line.split()[0] in ends}
+    assert set(rows) == ends and "pass ms" in out.splitlines()[0]
+    assert "pass ceiling of the sample" in out
+    assert all(float(row[-1]) > 0 for row in rows.values()) and _pass_from(engine, "cnv_out") > 0
