@@ -219,8 +219,8 @@ def _profile(engine, faults, total: float, shares: np.ndarray, naive: float) -> 
     mean_pass = sum(counts[end] * passes[end] for end in counts) / max(len(faults), 1)
     print(f"pass ceiling of the sample: one pass from each fault's chain end takes {1e3 * mean_pass:.2f} ms on "
           f"average -> {naive / max(mean_pass, 1e-12):.2f}x the naive loop; fast (warm) reaches "
-          f"{naive / (total / max(len(faults), 1)):.2f}x (an engine that only recomputes passes it; dropping, "
-          "batching and changed pixels pass it)")
+          f"{naive / (total / max(len(faults), 1)):.2f}x (the pass ceiling is what recomputing each fault's pass "
+          "from its chain end gives; dropping, batching and changed pixels go past it)")
 
 
 def _pass_from(engine, end: str, repeats: int = 5) -> float:
