@@ -63,7 +63,7 @@ def _fill_rows(out: np.ndarray, vectors: np.ndarray, c: int | None, state: np.nd
 
 
 class PixelTail:
-    """The layers after ``end`` (a sub-model of ``model``) run on rows of pixel vectors."""
+    """The layers after ``end``, called one after another on rows of pixel vectors."""
 
     def __init__(self, graph: LayerGraph, end: str, values_of) -> None:
         self.end = end
@@ -118,7 +118,7 @@ class PixelTail:
         if not self._trust(length, gold, gold_scores):
             return None
         vectors = gold.reshape(-1, gold.shape[-1])
-        rows = np.empty((length, vectors.shape[1]), np.float32)
+        rows = np.empty((length, vectors.shape[1]), vectors.dtype)
         at = 0
         for (c, s), m, p in zip(states, masks, counts):
             _fill_rows(rows[at:at + p], vectors, c, s, np.flatnonzero(m))
