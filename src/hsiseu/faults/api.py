@@ -73,6 +73,11 @@ def _is_keras_model(model: Any) -> bool:
     return isinstance(model, keras.Model)
 
 
+def _openable(model: Any) -> bool:
+    """Whether :func:`open_model` takes ``model`` (it refuses anything else, by name)."""
+    return _is_path(model) or isinstance(model, (bytes, bytearray, memoryview)) or _is_keras_model(model)
+
+
 def open_model(model: ModelLike, x: np.ndarray, options: Mapping[str, Any]) -> Backend:
     """The backend serving ``model`` on images ``x``: a file goes through
     :func:`hsiseu.faults.registry.open_model` (by its suffix), a ``keras.Model`` to the float
@@ -92,9 +97,7 @@ def open_model(model: ModelLike, x: np.ndarray, options: Mapping[str, Any]) -> B
 
         return TFLiteBackend(bytes(model), x, kernels=str(options.get("kernels", DEFAULT_KERNELS)), engine=engine,
                              include_other_constants=bool(options.get("include_int8_constants", False)))
-    import keras
-
-    if not isinstance(model, keras.Model):
+    if not _is_keras_model(model):
         raise TypeError(f"model: expected a keras.Model, a .keras or .tflite path, or .tflite bytes; "
                         f"got {type(model).__name__}")
     from hsiseu.faults.keras.backend import KerasBackend
@@ -280,9 +283,7 @@ class _Pool:
         self._spec: dict[str, Any] = {}
 
     def __enter__(self) -> "_Pool":
-        # a model of another type is refused by open_model, by name, before anything runs
-        if self.workers > 1 and (_is_path(self.model) or isinstance(self.model, (bytes, bytearray, memoryview))
-                                 or _is_keras_model(self.model)):
+        if self.workers > 1 and _openable(self.model):  # else open_model refuses it before anything runs
             from hsiseu.faults.workers import ChunkPool
 
             self._scratch = tempfile.TemporaryDirectory(prefix="hsiseu-workers-")

@@ -154,6 +154,7 @@ class CompiledEngine:
         self._trusted: dict[tuple, bool] = {}
         self._batch: dict[str, int] = {}
         self._pixel_tails: dict[str, PixelTail | None] = {}
+        self._gold_nonfinite: dict[int, bool] = {}  # per image chunk: any fault-free score NaN or inf
 
     # ------------------------------------------------------------ helpers
 
@@ -498,8 +499,11 @@ class CompiledEngine:
         """The waiting states' predictions from their changed pixels; False when the row length
         is not trusted (the caller runs them whole)."""
         a, b = self.chunks[self._chunk]
+        if self._chunk not in self._gold_nonfinite:
+            self._gold_nonfinite[self._chunk] = not bool(np.isfinite(self.host(self.graph.output)).all())
+        states = [(w.c if plan.rule is not None else None, w.state) for w in items]
         out = tail.run(self.host(plan.end), self.host(self.graph.output), self.classes[a:b],
-                       [(w.c if plan.rule is not None else None, w.state) for w in items])
+                       self._gold_nonfinite[self._chunk], states)
         if out is None:
             self.stats["pixel_rows_untrusted"] += 1
             return False

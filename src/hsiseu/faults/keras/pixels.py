@@ -106,12 +106,12 @@ class PixelTail:
             self.trusted[length] = bool(np.array_equal(compiled.to_host(scores).view(np.uint32), want.view(np.uint32)))
         return self.trusted[length]
 
-    def run(self, gold: np.ndarray, gold_scores: np.ndarray, gold_classes: np.ndarray,
+    def run(self, gold: np.ndarray, gold_scores: np.ndarray, gold_classes: np.ndarray, gold_nonfinite: bool,
             states: Sequence[tuple[int | None, np.ndarray]]) -> tuple[list[tuple[np.ndarray, bool]], int] | None:
         """Per faulty state (channel or None, state), its class map and whether any score is
         non-finite; with the row length run. None when that length is not trusted.
-        ``gold`` is the fault-free tensor at ``end``, ``gold_scores`` / ``gold_classes`` the
-        fault-free outputs, all of the loaded images."""
+        ``gold`` is the fault-free tensor at ``end``, ``gold_scores`` / ``gold_classes`` /
+        ``gold_nonfinite`` the fault-free outputs, all of the loaded images."""
         masks = [changed_pixels(gold, c, s) for c, s in states]
         counts = [int(m.sum()) for m in masks]
         length = row_length(sum(counts))
@@ -126,7 +126,6 @@ class PixelTail:
         rows[at:] = vectors[0]
         classes, nonfinite, _ = self._fn(length)(self.values, compiled.to_device(rows))
         classes, nonfinite = compiled.to_host(classes), compiled.to_host(nonfinite)
-        gold_nonfinite = not bool(np.isfinite(gold_scores).all())
         out, at = [], 0
         for m, p in zip(masks, counts):
             cls = gold_classes.copy()
