@@ -14,6 +14,7 @@ configure_tensorflow(1, 0)
 
 from hsiseu.faults import campaign, faultlist  # noqa: E402
 from hsiseu.faults.keras.backend import KerasBackend  # noqa: E402
+from hsiseu.faults.keras.classmap import DECIDED_MARGIN, classes_and_decided  # noqa: E402
 from hsiseu.faults.keras.fast import CompiledEngine, classes_op  # noqa: E402
 from hsiseu.faults.keras.graph import UnsupportedModel, keeps_pixels  # noqa: E402
 from hsiseu.faults.keras.pixels import PixelTail, row_length  # noqa: E402
@@ -210,10 +211,60 @@ def test_changed_pixels_only_where_no_later_layer_mixes_pixels(monkeypatch):
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
     assert fast.engine.stats["pixel_downstream_faults"] > 0
-    monkeypatch.setattr(PixelTail, "_trust", lambda self, length, gold, scores: False)
+    monkeypatch.setattr(PixelTail, "_trust", lambda self, kind, length: False)
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
     assert fast.engine.stats["pixel_rows_untrusted"] > 0 and fast.engine.stats["pixel_rows"] == 0
+
+
+def test_logits_decide_the_softmax_class_only_past_the_margin():
+    """Near-ties at every magnitude, exact ties, NaN and inf: a row the logits decide has the
+    class and a finite score through Keras's own softmax; an undecided one is every row with a
+    non-finite logit or a tie."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for scale in np.geomspace(1e-6, 1e38, 45):
+        z = rng.normal(0, 1, (400, 5)) * scale
+        top = z.max(axis=1, keepdims=True)
+        lead = rng.choice([0.0, 0.5, 1.0, 1.01, 2.0, 10.0], (400, 1)) * DECIDED_MARGIN * (1 + np.abs(top))
+        z[:, 1:2] = top - lead  # the runner-up from a tie to far behind
+        rows.append(np.clip(z, -3.4e38, 3.4e38))
+    z = np.concatenate(rows).astype(np.float32)
+    z[::97, 2] = np.nan
+    z[1::89, 3] = np.inf
+    z[2::83, 4] = -np.inf
+    ops = keras.ops
+    classes, decided = (ops.convert_to_numpy(a) for a in classes_and_decided(ops.convert_to_tensor(z)))
+    scores = keras.activations.softmax(ops.convert_to_tensor(z))
+    want = ops.convert_to_numpy(classes_op(scores))
+    finite = np.isfinite(ops.convert_to_numpy(scores)).all(axis=1)
+    assert 0.3 < decided.mean() < 0.95
+    assert np.array_equal(classes[decided], want[decided]) and finite[decided].all()
+    assert not decided[~np.isfinite(z).all(axis=1)].any()
+    s = np.sort(z, axis=1)
+    assert not decided[s[:, -1] == s[:, -2]].any()
+
+
+def test_softmax_apart_gives_the_outcomes_of_the_whole_tail(monkeypatch):
+    """The tiny U-Net's softmax runs only on the pixels the logits leave open; with the probe of
+    the backend's softmax failing, the whole tail runs per pixel; outcomes are the reference's
+    either way."""
+    model, x = tiny_model("sigmoid", seed=4), images(2)
+    bias = model.get_layer("cnv_out").bias
+    bias.assign(np.full(bias.shape, 1.5, np.float32))  # in [1, 2): bit 30 makes it inf
+    ref = KerasBackend(model, x, engine="reference")
+    frame = faultlist.generate(ref.parameter_sets(), sampling={"fixed_n": 8}, bits=[31, 30, 29, 22, 10], seed=6)
+    faults = [f for f in faultlist.faults_of(frame) if f.set.startswith("cnv_out/")]
+    want = outcomes(ref, faults)
+    fast = KerasBackend(model, x, engine="fast")
+    assert outcomes(fast, faults) == want
+    tail = fast.engine.pixel_tail("cnv_out")
+    assert tail.split and fast.engine.stats["pixel_softmax_rows"] > 0  # bit 30 makes inf logits
+    assert fast.engine.stats["pixel_softmax_rows"] < fast.engine.stats["pixel_rows"] / 4
+    monkeypatch.setattr(PixelTail, "_softmax_agrees", lambda self: False)
+    fast = KerasBackend(model, x, engine="fast")
+    assert outcomes(fast, faults) == want
+    assert not fast.engine.pixel_tail("cnv_out").split and fast.engine.stats["pixel_softmax_rows"] == 0
 
 
 def test_row_lengths_pad_little_and_stay_few():

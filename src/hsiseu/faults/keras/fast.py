@@ -43,7 +43,6 @@ that differs send their faults to the reference loop. ``stats`` counts all of it
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -63,7 +62,7 @@ from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
 from hsiseu.faults.keras.pixels import PixelTail
 from hsiseu.faults.keras.reference import NaiveLoop
 from hsiseu.faults.outcomes import Prediction
-from hsiseu.faults.shared import UNCHANGED, Memo
+from hsiseu.faults.shared import UNCHANGED, Memo, state_digest
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +90,19 @@ class _Waiting:
     c: int
     state: np.ndarray
     members: list[int] = field(default_factory=list)
+    changed: np.ndarray | None = None  # the pixels it changed, where only those run downstream
+
+
+def _differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Where values differ bitwise (-0.0 != 0.0, NaN payloads count)."""
+    ua = a.view(np.uint32) if a.dtype.itemsize == 4 else a
+    ub = b.view(np.uint32) if b.dtype.itemsize == 4 else b
+    return ua != ub
 
 
 def _same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per fault (first axis), whether every value is bitwise equal (-0.0 != 0.0, NaN payloads)."""
-    ua = a.view(np.uint32) if a.dtype.itemsize == 4 else a
-    ub = b.view(np.uint32) if b.dtype.itemsize == 4 else b
-    return (ua == ub).reshape(a.shape[0], -1).all(axis=1)
+    """Per fault (first axis), whether every value is bitwise equal."""
+    return ~_differs(a, b).reshape(a.shape[0], -1).any(axis=1)
 
 
 def _channel_major(a: np.ndarray) -> np.ndarray:
@@ -313,7 +318,7 @@ class CompiledEngine:
     def pixel_tail(self, end: str) -> PixelTail | None:
         """The downstream of ``end`` on changed pixels only, where no later layer mixes pixels."""
         if end not in self._pixel_tails:
-            self._pixel_tails[end] = (PixelTail(self.graph, end, self._values_of)
+            self._pixel_tails[end] = (PixelTail(self.graph, end, self._values_of, self.host)
                                       if self.graph.tail_keeps_pixels(end) else None)
         return self._pixel_tails[end]
 
@@ -461,14 +466,17 @@ class CompiledEngine:
         else:
             c = np.zeros(len(batch), dtype=np.int32)
             states = end_out[None]
-        same = _same_bits(states, self._gold_state(plan, c))
-        for r, (i, masked) in enumerate(zip(part, same)):
+        differs = _differs(states, self._gold_state(plan, c))
+        # the pixels each fault changed, kept for a downstream that runs only those
+        pixels = (differs if plan.rule is not None else differs.any(axis=-1)) \
+            if self.pixel_tail(plan.end) is not None else None
+        for r, (i, masked) in enumerate(zip(part, ~differs.reshape(len(part), -1).any(axis=1))):
             if masked:
                 results[i] = UNCHANGED
                 self.stats["dropped_at_chain_end"] += 1
                 continue
             state = states[r]
-            key = (self._chunk, plan.end, int(c[r]), hashlib.blake2b(state, digest_size=16).digest())
+            key = (self._chunk, plan.end, int(c[r]), state_digest(state))
             hit = self._memo.get(key)
             if hit is not None:
                 results[i] = hit
@@ -477,7 +485,7 @@ class CompiledEngine:
                 queue[key].members.append(i)
                 self.stats["memo_hits"] += 1
             else:
-                queue[key] = _Waiting(int(c[r]), state, [i])
+                queue[key] = _Waiting(int(c[r]), state, [i], None if pixels is None else pixels[r])
         self.seconds[f"chain:{plan.layer}"] += time.perf_counter() - t0
 
     def _flush(self, plan: _Plan, queue: dict[tuple, _Waiting], k: int, faults: Sequence[Fault],
@@ -501,17 +509,17 @@ class CompiledEngine:
         a, b = self.chunks[self._chunk]
         if self._chunk not in self._gold_nonfinite:
             self._gold_nonfinite[self._chunk] = not bool(np.isfinite(self.host(self.graph.output)).all())
-        states = [(w.c if plan.rule is not None else None, w.state) for w in items]
-        out = tail.run(self.host(plan.end), self.host(self.graph.output), self.classes[a:b],
-                       self._gold_nonfinite[self._chunk], states)
+        states = [(w.c if plan.rule is not None else None, w.state, w.changed) for w in items]
+        out = tail.run(self.classes[a:b], self._gold_nonfinite[self._chunk], states)
         if out is None:
             self.stats["pixel_rows_untrusted"] += 1
             return False
-        preds, length = out
+        preds, length, softmax_rows = out
         self._answer(keys, items, [Prediction(classes, nonfinite) for classes, nonfinite in preds], results)
         self.stats["pixel_downstream_runs"] += 1
         self.stats["pixel_downstream_faults"] += len(items)
         self.stats["pixel_rows"] += length
+        self.stats["pixel_softmax_rows"] += softmax_rows
         return True
 
     def _answer(self, keys: list[tuple], items: list[_Waiting], preds: list[Prediction], results: list) -> None:

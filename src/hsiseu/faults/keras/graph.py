@@ -25,6 +25,7 @@ from typing import Any
 import keras
 
 from hsiseu.activations import CHANNEL_MIXING
+from hsiseu.faults.keras.classmap import is_softmax
 from hsiseu.keras_graph import CONV_KERNEL_AXES, TRANSPOSED_KERNEL_AXES, channels_last, inbound_layer_names
 
 __all__ = ["ChannelRule", "LayerGraph", "channel_rule", "keeps_pixels", "passes_channels", "UnsupportedModel"]
@@ -116,8 +117,7 @@ def keeps_pixels(layer: keras.layers.Layer) -> bool:
             layer, (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose, L.SeparableConv1D, L.SeparableConv2D)):
         return all(int(k) == 1 for k in layer.kernel_size) and all(int(s) == 1 for s in layer.strides)
     if isinstance(layer, L.Softmax):
-        axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
-        return list(axes) in ([-1], [len(layer.input.shape) - 1])
+        return is_softmax(layer)
     if isinstance(layer, (L.Dense, L.Activation)):
         return True  # the activations act on the last axis: element-wise or across classes
     if isinstance(layer, L.BatchNormalization):

@@ -34,7 +34,6 @@ where either fails, the faults go to the naive loop (``stats['reference_faults']
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -46,7 +45,7 @@ from hsiseu.faults.litert.execution import Part, flip_in_place, full_run, quanti
 from hsiseu.faults.litert.reference import ReferenceEngine
 from hsiseu.faults.litert.sets import TensorSet
 from hsiseu.faults.outcomes import Prediction, classes_from_scores
-from hsiseu.faults.shared import UNCHANGED, Memo, check_fault_sets, prediction_from_scores
+from hsiseu.faults.shared import UNCHANGED, Memo, check_fault_sets, prediction_from_scores, state_digest
 from hsiseu.quantization.interpreter import make_interpreter, packs_weights
 from hsiseu.quantization.slices import Slicer
 
@@ -166,7 +165,7 @@ class FastEngine:
         if all(np.array_equal(v, self.cache[t]) for t, v in out.items()):
             self.stats["dropped"] += 1
             return UNCHANGED
-        key = (j, *(hashlib.sha1(v.tobytes()).hexdigest() for v in out.values()))
+        key = (j, state_digest(*out.values()))
         hit = self._memo.get(key)
         if hit is not None:
             self.stats["memo_hits"] += 1

@@ -75,7 +75,7 @@ import numpy as np
 
 from hsiseu.faults.sampling import leveugle_n
 from hsiseu.faults.stats.bounds import confidence_sequence, upper_sequence
-from hsiseu.faults.stats.intervals import Interval, _clipped, normal_interval, variance_p
+from hsiseu.faults.stats.intervals import Interval, clipped_interval, normal_interval, variance_p
 from hsiseu.faults.stats.strata import Strata
 
 __all__ = ["METHODS", "MIN_ROUND", "UPPER_SHARE", "UnitState", "adaptive_candidates", "required_n", "zero_stop"]
@@ -356,7 +356,7 @@ class UnitState:
         half = self.strata.normal_half_width(*self._split(), self.confidence)
         if half > self.error_margin:  # candidates run out first: Leveugle's own interval
             return normal_interval(x, self.confidence, self.population, 0.5)
-        return _clipped(x, self.population, half, float("nan"), mean=self.estimate())
+        return clipped_interval(x, self.population, half, float("nan"), mean=self.estimate())
 
     def run(self, outcome_at: Any) -> "UnitState":
         """Run to the end with ``outcome_at(ranks: range) -> outcomes`` (tests, projections)."""

@@ -40,7 +40,8 @@ import numpy as np
 
 from hsiseu.faults.stats.bounds import confidence_sequence, deterministic_range
 
-__all__ = ["Interval", "variance_p", "normal_interval", "wald_interval"]
+__all__ = ["Interval", "variance_p", "normal_interval", "wald_interval", "two_sided_z",
+           "finite_population_correction", "clipped_interval"]
 
 
 @dataclass(frozen=True)
@@ -71,13 +72,17 @@ def variance_p(low: float, high: float) -> float:
     return high if high < 0.5 else low
 
 
-def _z(confidence: float) -> float:
+def two_sided_z(confidence: float) -> float:
+    """The normal quantile of a two-sided interval at ``confidence``: shared by every normal
+    interval of the package (unit, stratified), so that all refuse the same bad levels."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     return NormalDist().inv_cdf(1 - (1 - confidence) / 2)
 
 
-def _fpc(n: int, population: int | None) -> float:
+def finite_population_correction(n: int, population: int | None) -> float:
+    """(N - n) / (N - 1) for ``n`` drawn without replacement from ``population`` (None:
+    infinite, 1): a unit's faults are sampled without replacement from its values."""
     if population is None:
         return 1.0
     if n > population:
@@ -85,7 +90,7 @@ def _fpc(n: int, population: int | None) -> float:
     return (population - n) / (population - 1) if population > 1 else 0.0
 
 
-def _clipped(x: np.ndarray, population: int | None, half_width: float, p: float,
+def clipped_interval(x: np.ndarray, population: int | None, half_width: float, p: float,
              mean: float | None = None) -> Interval:
     """mean +- half_width (``mean``: the outcomes' own by default), clipped to [0, 1] and to the
     means possible at all after ``x``."""
@@ -111,8 +116,9 @@ def normal_interval(x: np.ndarray, confidence: float, population: int | None = N
         p = variance_p(*confidence_sequence(x, confidence, population))
     if not 0 <= p <= 1:
         raise ValueError(f"p must be in [0, 1], got {p!r}")
-    half = _z(confidence) * math.sqrt(p * (1 - p) / len(x) * _fpc(len(x), population))
-    return _clipped(x, population, half, p)
+    fpc = finite_population_correction(len(x), population)
+    half = two_sided_z(confidence) * math.sqrt(p * (1 - p) / len(x) * fpc)
+    return clipped_interval(x, population, half, p)
 
 
 def wald_interval(x: np.ndarray, confidence: float, population: int | None = None) -> Interval:
@@ -123,5 +129,6 @@ def wald_interval(x: np.ndarray, confidence: float, population: int | None = Non
     if len(x) < 2:
         raise ValueError("the Wald interval needs at least 2 outcomes")
     s2 = float(x.var(ddof=1))
-    half = _z(confidence) * math.sqrt(s2 / len(x) * _fpc(len(x), population))
-    return _clipped(x, population, half, float("nan"))
+    fpc = finite_population_correction(len(x), population)
+    half = two_sided_z(confidence) * math.sqrt(s2 / len(x) * fpc)
+    return clipped_interval(x, population, half, float("nan"))

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hsiseu.faults.stats.bounds import confidence_sequence
-from hsiseu.faults.stats.intervals import _fpc, _z, variance_p
+from hsiseu.faults.stats.intervals import finite_population_correction, two_sided_z, variance_p
 
 __all__ = ["KEYS", "MIN_SHARE", "Strata", "stratum_codes", "unit_strata"]
 
@@ -162,6 +162,7 @@ class Strata:
         if counts.min() < 2:
             return math.inf
         p = np.array([variance_p(lo, hi) for lo, hi in zip(lows, highs)])
-        fpc = np.array([_fpc(int(n), int(size)) for n, size in zip(counts, self.sizes)])
+        fpc = np.array([finite_population_correction(int(n), int(size))
+                        for n, size in zip(counts, self.sizes)])
         variance = float(np.sum(self.weights ** 2 * p * (1 - p) / counts * fpc))
-        return _z(confidence) * math.sqrt(variance)
+        return two_sided_z(confidence) * math.sqrt(variance)
