@@ -164,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"padding slots), {st['chain_runs']} chain calls; faults sent to the reference loop (cold run) "
           f"{fallbacks or 'none'}; batch sizes halved because they did not reproduce the cache: "
           f"{cold_stats.get('downstream_batch_halved', 0)}; changed pixels only (batch marked p): "
-          f"{st['pixel_downstream_faults']} faults, {st['pixel_rows']} pixel rows")
+          f"{st['pixel_downstream_faults']} faults, {st['pixel_rows']} pixel rows, of which "
+          f"{st['pixel_softmax_rows']} through the softmax (the logits decide the rest)")
     _profile(engine, faults, rows[-1][1] * len(faults), shares, naive_wall)
     ok = all(same(ps, ref_preds[: len(ps)]) == len(ps) for name, _, _, ps in rows if name.startswith("fast"))
     if not ok:
