@@ -17,7 +17,8 @@ from hsiseu.faults.keras.backend import KerasBackend  # noqa: E402
 from hsiseu.faults.keras.classmap import DECIDED_MARGIN, classes_and_decided  # noqa: E402
 from hsiseu.faults.keras.fast import CompiledEngine, classes_op  # noqa: E402
 from hsiseu.faults.keras.graph import UnsupportedModel, keeps_pixels  # noqa: E402
-from hsiseu.faults.keras.pixels import PixelTail, row_length  # noqa: E402
+from hsiseu.faults.keras.pixels import PixelTail  # noqa: E402
+from hsiseu.faults.keras.softmax import SoftmaxApart, row_length  # noqa: E402
 from hsiseu.faults.outcomes import classes_from_scores, outcome_of  # noqa: E402
 from hsiseu.model import build_unet  # noqa: E402
 
@@ -211,7 +212,7 @@ def test_changed_pixels_only_where_no_later_layer_mixes_pixels(monkeypatch):
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
     assert fast.engine.stats["pixel_downstream_faults"] > 0
-    monkeypatch.setattr(PixelTail, "_trust", lambda self, kind, length: False)
+    monkeypatch.setattr(PixelTail, "_trust", lambda self, length: False)
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
     assert fast.engine.stats["pixel_rows_untrusted"] > 0 and fast.engine.stats["pixel_rows"] == 0
@@ -245,26 +246,27 @@ def test_logits_decide_the_softmax_class_only_past_the_margin():
     assert not decided[s[:, -1] == s[:, -2]].any()
 
 
-def test_softmax_apart_gives_the_outcomes_of_the_whole_tail(monkeypatch):
-    """The tiny U-Net's softmax runs only on the pixels the logits leave open; with the probe of
-    the backend's softmax failing, the whole tail runs per pixel; outcomes are the reference's
-    either way."""
+def test_softmax_apart_gives_the_outcomes_of_the_whole_softmax(monkeypatch):
+    """The tiny U-Net's closing softmax runs only on the pixels the logits leave open, after
+    changed pixels and after whole tensors alike; with the probe of the backend's softmax
+    failing, the softmax runs whole; outcomes are the reference's either way."""
     model, x = tiny_model("sigmoid", seed=4), images(2)
     bias = model.get_layer("cnv_out").bias
     bias.assign(np.full(bias.shape, 1.5, np.float32))  # in [1, 2): bit 30 makes it inf
     ref = KerasBackend(model, x, engine="reference")
-    frame = faultlist.generate(ref.parameter_sets(), sampling={"fixed_n": 8}, bits=[31, 30, 29, 22, 10], seed=6)
-    faults = [f for f in faultlist.faults_of(frame) if f.set.startswith("cnv_out/")]
+    frame = faultlist.generate(ref.parameter_sets(), sampling={"fixed_n": 3}, bits=[31, 30, 29, 22, 10], seed=6)
+    faults = faultlist.faults_of(frame)
     want = outcomes(ref, faults)
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
-    tail = fast.engine.pixel_tail("cnv_out")
-    assert tail.split and fast.engine.stats["pixel_softmax_rows"] > 0  # bit 30 makes inf logits
-    assert fast.engine.stats["pixel_softmax_rows"] < fast.engine.stats["pixel_rows"] / 4
-    monkeypatch.setattr(PixelTail, "_softmax_agrees", lambda self: False)
+    st = fast.engine.stats
+    assert fast.engine.pixel_tail("cnv_out").split and st["pixel_downstream_faults"] > 0
+    assert st["downstream_faults"] > st["pixel_downstream_faults"]  # whole tensors too
+    assert 0 < st["softmax_pixels"] < st["logit_pixels"] / 4  # bit 30 makes inf logits
+    monkeypatch.setattr(SoftmaxApart, "agrees", property(lambda self: False))
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
-    assert not fast.engine.pixel_tail("cnv_out").split and fast.engine.stats["pixel_softmax_rows"] == 0
+    assert not fast.engine.pixel_tail("cnv_out").split and fast.engine.stats["logit_pixels"] == 0
 
 
 def test_row_lengths_pad_little_and_stay_few():

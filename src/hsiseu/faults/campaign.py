@@ -235,7 +235,8 @@ def run_shard(backend: Backend, *, faults_path: str | os.PathLike[str], labels: 
 
 
 def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sets: pd.DataFrame, sampling,
-                      bits: Sequence[int] | None, confidence: float, faults: pd.DataFrame | None) -> pd.DataFrame:
+                      bits: Sequence[int] | None, confidence: float, faults: pd.DataFrame | None,
+                      replayed: dict[str, UnitState] | None = None) -> pd.DataFrame:
     """Each cell's interval on its mean error rate (%), how it was made, and its unit's estimate.
 
     A cell that is a unit of its own reports the unit's interval: Leveugle's normal interval
@@ -269,9 +270,13 @@ def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sets: pd.Data
         # a unit reports what its stopping rule reports (UnitState.interval: the confidence
         # sequence itself where it lies within +- e, e.g. [0, U0] for a run of zeros, else the
         # normal interval with p*); its outcomes, in rank order, end where the rule stopped
-        _, states = _fresh_states(sets_from_frame(sets), bits, sampling,
-                                  faults if faults is not None else pd.DataFrame(columns=["unit"]))
-        unit_iv = {u: states[u].replay(x).interval() for u, x in samples.items()}
+        if replayed is not None and all(replayed[u].n == len(x) for u, x in samples.items()):
+            states = replayed  # replayed on these outcomes already (merge_shards checks them so)
+            unit_iv = {u: states[u].interval() for u in samples}
+        else:
+            _, states = _fresh_states(sets_from_frame(sets), bits, sampling,
+                                      faults if faults is not None else pd.DataFrame(columns=["unit"]))
+            unit_iv = {u: states[u].replay(x).interval() for u, x in samples.items()}
         stratified = {u for u, state in states.items() if state.strata is not None}
         how = "the rule's interval"
     else:
@@ -303,12 +308,14 @@ def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sets: pd.Data
 
 
 def cell_summary(outcomes: pd.DataFrame, sets: pd.DataFrame, sampling=None,
-                 bits: Sequence[int] | None = None, faults: pd.DataFrame | None = None) -> pd.DataFrame:
+                 bits: Sequence[int] | None = None, faults: pd.DataFrame | None = None,
+                 replayed: dict[str, UnitState] | None = None) -> pd.DataFrame:
     """Per (parameter set, bit): faults injected, population, mean (and std) error rate with its
     interval and its unit's estimate (``sampling``: the config's ``faults.sampling``, ``bits``
     its ``faults.bits``; the confidence is its ``confidence``, 95 % without it), share of faults
     that changed any pixel / made the output non-finite. ``faults``: the campaign's fault list
-    (the units' strata, where ``faults.sampling.strata`` made them)."""
+    (the units' strata, where ``faults.sampling.strata`` made them); ``replayed``: an adaptive
+    campaign's unit states already replayed on ``outcomes``, which are then not replayed again."""
     grouped = outcomes.groupby(["set", "bit"], sort=False)
     cells = grouped.agg(
         n=("fault", "size"),
@@ -328,13 +335,16 @@ def cell_summary(outcomes: pd.DataFrame, sets: pd.DataFrame, sampling=None,
     if strata_keys_of(sampling) and faults is None:
         raise ValueError(f"faults.sampling.strata {strata_keys_of(sampling)}: the cells of a stratified campaign "
                          "need its fault list (faults=), which holds the strata")
-    cells = _interval_columns(cells, outcomes, sets, sampling, bits, float(sampling.get("confidence", 0.95)), faults)
+    cells = _interval_columns(cells, outcomes, sets, sampling, bits, float(sampling.get("confidence", 0.95)), faults,
+                              replayed)
     return cells.sort_values(["order", "bit"], ascending=[True, False]).loc[:, list(CELL_COLUMNS)].reset_index(drop=True)
 
 
-def _check_sequential(outcomes: pd.DataFrame, listed: pd.DataFrame, sets, sampling, bits, faults_path) -> np.ndarray:
+def _check_sequential(outcomes: pd.DataFrame, listed: pd.DataFrame, sets, sampling, bits,
+                      faults_path) -> tuple[np.ndarray, dict[str, UnitState]]:
     """The faults an adaptive campaign must have run, from its outcomes: per unit, a prefix of
-    the candidates that ends where the rule stops (checked by replaying the rule)."""
+    the candidates that ends where the rule stops (checked by replaying the rule); with the
+    replayed unit states, whose intervals the cells report."""
     _, states = _unit_states(sets, bits, sampling, listed, faults_path)
     rows = listed.set_index("fault").reindex(outcomes["fault"].to_numpy())
     if rows["unit"].isna().any():
@@ -352,7 +362,7 @@ def _check_sequential(outcomes: pd.DataFrame, listed: pd.DataFrame, sets, sampli
         if not state.done:
             raise ValueError(f"unit {unit}: {state.n} faults run, but the rule had not stopped there")
         expected.append(listed.loc[(listed["unit"] == unit) & (listed["rank"] < state.n), "fault"].to_numpy())
-    return np.sort(np.concatenate(expected)) if expected else np.zeros(0, np.int64)
+    return (np.sort(np.concatenate(expected)) if expected else np.zeros(0, np.int64)), states
 
 
 def merge_shards(shard_paths: Sequence[str | os.PathLike[str]], *, faults_path: str | os.PathLike[str],
@@ -366,9 +376,10 @@ def merge_shards(shard_paths: Sequence[str | os.PathLike[str]], *, faults_path: 
     listed = faultlist.read(faults_path)
     if "unit" in listed.columns and method_of(sampling or {}) == "adaptive":
         sets = sets_from_frame(pd.read_csv(sets_path))
-        expected = _check_sequential(outcomes.drop_duplicates("fault"), listed, sets, sampling, bits, faults_path)
+        expected, replayed = _check_sequential(outcomes.drop_duplicates("fault"), listed, sets, sampling, bits,
+                                               faults_path)
     else:
-        expected = listed["fault"].to_numpy()
+        expected, replayed = listed["fault"].to_numpy(), None
     got = np.sort(outcomes["fault"].to_numpy())
     if len(got) != len(expected) or not np.array_equal(got, expected):
         missing = np.setdiff1d(expected, got)
@@ -382,7 +393,7 @@ def merge_shards(shard_paths: Sequence[str | os.PathLike[str]], *, faults_path: 
         outcomes.to_csv(tmp, index=False, lineterminator="\n")
     if out_faults_run is not None:
         faultlist.write(listed[listed["fault"].isin(expected)], out_faults_run)
-    cells = cell_summary(outcomes, pd.read_csv(sets_path), sampling, bits, listed)
+    cells = cell_summary(outcomes, pd.read_csv(sets_path), sampling, bits, listed, replayed)
     with atomic_path(out_cells) as tmp:
         cells.to_csv(tmp, index=False, lineterminator="\n")
     return outcomes

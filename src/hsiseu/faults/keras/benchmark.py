@@ -164,8 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"padding slots), {st['chain_runs']} chain calls; faults sent to the reference loop (cold run) "
           f"{fallbacks or 'none'}; batch sizes halved because they did not reproduce the cache: "
           f"{cold_stats.get('downstream_batch_halved', 0)}; changed pixels only (batch marked p): "
-          f"{st['pixel_downstream_faults']} faults, {st['pixel_rows']} pixel rows, of which "
-          f"{st['pixel_softmax_rows']} through the softmax (the logits decide the rest)")
+          f"{st['pixel_downstream_faults']} faults, {st['pixel_rows']} pixel rows; softmax apart: it ran on "
+          f"{st['softmax_pixels']} of the {st['logit_pixels']} pixels whose logits the engine classed "
+          "(the logits decided the rest)")
     _profile(engine, faults, rows[-1][1] * len(faults), shares, naive_wall)
     ok = all(same(ps, ref_preds[: len(ps)]) == len(ps) for name, _, _, ps in rows if name.startswith("fast"))
     if not ok:
@@ -230,7 +231,7 @@ def _pass_from(engine, end: str, repeats: int = 5) -> float:
     after that layer: the arithmetic no exact engine avoids for a fault that changes every pixel."""
     from hsiseu.faults.keras import compiled
 
-    fn, skips, values = engine._down_fn(end, False, 1)
+    fn, skips, values = engine._down_fn(end, False, 1, apart=False)
     args = (values, compiled.to_device(engine.host(end)[None]), compiled.to_device(np.zeros(1, np.int32)),
             engine.cache[end], [engine.cache[s] for s in skips])
     compiled.to_host(fn(*args)[0])

@@ -16,31 +16,34 @@ __all__ = ["DECIDED_MARGIN", "classes_op", "classes_and_decided", "is_softmax"]
 DECIDED_MARGIN = 2.0 ** -10
 
 
-def _scan(scores: Any, with_second: bool):
-    """One pass over the classes (class-major): the highest score and its lowest class, whether
-    any score is NaN, and, with ``with_second``, the second highest and whether all are finite.
+def _scan(scores: Any, decide: bool):
+    """One pass over the classes (class-major): the highest score and its lowest class, then
+    for a class map whether any score is NaN, or for a decision the second highest and the sum
+    (finite only if every score is: a NaN or an inf makes it NaN or inf, an overflow errs on the
+    safe side).
 
     One class at a time over the class-major scores rather than reductions over the last axis:
     TensorFlow's CPU reductions over a short innermost axis (5 classes) cost about 5x this, and
     the class map is taken for every fault of every downstream call. A strict ``>`` keeps the
     lowest of tied classes; a NaN never compares greater."""
     ops = keras.ops
-    n = int(scores.shape[-1])
     by_class = ops.moveaxis(scores, -1, 0)
     best, first = by_class[0], ops.zeros(ops.shape(by_class[0]), dtype="int32")
-    nan = ops.isnan(best)
-    second = ops.full(ops.shape(best), float("-inf"), dtype=best.dtype) if with_second else None
-    finite = ops.isfinite(best) if with_second else None
-    for j in range(1, n):
+    if decide:
+        second, total = ops.full(ops.shape(best), float("-inf"), dtype=best.dtype), best
+    else:
+        nan = ops.isnan(best)
+    for j in range(1, int(scores.shape[-1])):
         value = by_class[j]
         higher = ops.greater(value, best)
-        if with_second:
+        if decide:
             second = ops.maximum(second, ops.minimum(value, best))
-            finite = ops.logical_and(finite, ops.isfinite(value))
+            total = ops.add(total, value)
+        else:
+            nan = ops.logical_or(nan, ops.isnan(value))
         best = ops.where(higher, value, best)
         first = ops.where(higher, j, first)
-        nan = ops.logical_or(nan, ops.isnan(value))
-    return best, first, nan, second, finite
+    return best, first, ((second, total) if decide else nan)
 
 
 def classes_op(scores: Any) -> Any:
@@ -48,22 +51,22 @@ def classes_op(scores: Any) -> Any:
     +inf wins, a pixel with a NaN gets class ``n_classes``), so the class map is taken where
     the scores are."""
     ops = keras.ops
-    _, first, nan, _, _ = _scan(scores, False)
+    _, first, nan = _scan(scores, False)
     return ops.cast(ops.where(nan, int(scores.shape[-1]), first), "uint8")
 
 
 def classes_and_decided(logits: Any) -> tuple[Any, Any]:
-    """The class map of the logits, and per pixel whether it is also the class map of their
-    softmax: every logit finite and the highest ahead of the next by :data:`DECIDED_MARGIN`
-    relative. Such a pixel's softmax is finite (the softmax shifts by the maximum) and has the
-    same unique arg-max, so only the undecided pixels need the softmax itself; the softmax costs
-    TensorFlow's CPU kernels 4x the class map over five classes."""
+    """Per pixel whether the class map of its softmax is that of its logits (every logit
+    finite and the highest ahead of the next by :data:`DECIDED_MARGIN` relative), and that
+    class; the class of an undecided pixel is meaningless (the softmax decides it). A decided
+    pixel's softmax is finite (the softmax shifts by the maximum) and has the same unique
+    arg-max, so only the undecided pixels need the softmax itself, which costs TensorFlow's CPU
+    kernels 4x the class map over five classes."""
     ops = keras.ops
-    best, first, nan, second, finite = _scan(logits, True)
+    best, first, (second, total) = _scan(logits, True)
     lead = ops.subtract(best, second)
-    decided = ops.logical_and(finite, ops.greater(lead, DECIDED_MARGIN * (1.0 + ops.abs(best))))
-    classes = ops.cast(ops.where(nan, int(logits.shape[-1]), first), "uint8")
-    return classes, decided
+    decided = ops.logical_and(ops.isfinite(total), ops.greater(lead, DECIDED_MARGIN * (1.0 + ops.abs(best))))
+    return ops.cast(first, "uint8"), decided
 
 
 def is_softmax(layer: keras.layers.Layer) -> bool:

@@ -57,9 +57,10 @@ import numpy as np
 from hsiseu.faults.bitflip import flip_at
 from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.keras import compiled
-from hsiseu.faults.keras.classmap import classes_op
+from hsiseu.faults.keras.classmap import classes_and_decided, classes_op
 from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
 from hsiseu.faults.keras.pixels import PixelTail
+from hsiseu.faults.keras.softmax import SoftmaxApart
 from hsiseu.faults.keras.reference import NaiveLoop
 from hsiseu.faults.outcomes import Prediction
 from hsiseu.faults.shared import UNCHANGED, Memo, state_digest
@@ -159,6 +160,7 @@ class CompiledEngine:
         self._trusted: dict[tuple, bool] = {}
         self._batch: dict[str, int] = {}
         self._pixel_tails: dict[str, PixelTail | None] = {}
+        self.apart = SoftmaxApart.of(self.graph, self.host)
         self._gold_nonfinite: dict[int, bool] = {}  # per image chunk: any fault-free score NaN or inf
 
     # ------------------------------------------------------------ helpers
@@ -223,16 +225,18 @@ class CompiledEngine:
 
     def _faulty_weights(self, plan: _Plan, faults: Sequence[Fault]) -> list[Any]:
         """The faulty layer's weights, in its own order, with every fault of ``faults`` flipped
-        (in distinct channels: they never meet)."""
+        (in distinct channels: they never meet). Only the flipped ones are copied to the device;
+        the others are the stored values already there."""
         layer = self.graph.nodes[plan.layer].layer
-        arrays = {v.name: self.stored[self._var_index[id(v)]] for v in layer.weights}
+        index = {v.name: self._var_index[id(v)] for v in layer.weights}
         copied: dict[str, np.ndarray] = {}
         for fault in faults:
             wname = fault.set.split("/", 1)[1]
             if wname not in copied:
-                copied[wname] = arrays[wname].copy()
+                copied[wname] = self.stored[index[wname]].copy()
             flip_at(copied[wname], fault.index, fault.bit)
-        return [compiled.to_device(copied.get(v.name, arrays[v.name])) for v in layer.weights]
+        return [compiled.to_device(copied[v.name]) if v.name in copied else self.values[index[v.name]]
+                for v in layer.weights]
 
     def _chain_fn(self, plan: _Plan):
         """Compiled: the faulty layer with substituted weights, then the pass-through layers,
@@ -254,18 +258,31 @@ class CompiledEngine:
             self._chains[plan.layer] = (compiled.compile_fn(chain), rest_values)
         return self._chains[plan.layer]
 
-    def _down_fn(self, end: str, channel: bool, k: int):
-        """Compiled: from K faulty states at ``end`` to class maps (K, N, ...), non-finite flags
-        (K,) and the scores."""
-        key = (end, channel, k, self.n)
+    def _split(self, end: str, apart: bool = True) -> bool:
+        """Whether the downstream of ``end`` leaves the closing softmax apart."""
+        return apart and self.apart is not None and end != self.graph.output and self.apart.agrees
+
+    def _down_target(self, end: str, apart: bool = True) -> str:
+        """The layer whose output the downstream of ``end`` returns: the logits where the
+        softmax runs apart, else the model's output."""
+        return self.apart.logits if self._split(end, apart) else self.graph.output
+
+    def _down_fn(self, end: str, channel: bool, k: int, apart: bool = True):
+        """Compiled: from K faulty states at ``end`` to class maps (K, N, ...), a flag and the
+        scores, or the logits where the softmax runs apart (``apart``, :meth:`_split`): the
+        flag is then per pixel (K, N, ...) whether the logits decide its class, else per fault
+        (K,) whether any score is non-finite."""
+        split = self._split(end, apart)
+        key = (end, channel, k, self.n, split)
         if key not in self._downs:
             g = self.graph
             skips = g.frontier(end)
-            if end == g.output:
+            target = self._down_target(end, apart)
+            if end == target:
                 tail, variables = None, []
             else:
                 ins = [g.nodes[end].layer.output] + [g.nodes[s].layer.output for s in skips]
-                tail = keras.Model(ins, self.model.outputs)
+                tail = keras.Model(ins, g.nodes[target].layer.output)
                 variables = list(tail.variables)
             n = self.n
 
@@ -281,9 +298,12 @@ class CompiledEngine:
                     tiled = [ops.tile(s, (k,) + (1,) * (len(s.shape) - 1)) for s in skip_values]
                     with compiled.stateless(variables, values):
                         scores = tail([y, *tiled], training=False)
+                grid = (k, n) + tuple(scores.shape[1:-1])
+                if split:
+                    classes, decided = classes_and_decided(scores)
+                    return ops.reshape(classes, grid), ops.reshape(decided, grid), scores
                 nonfinite = ops.logical_not(ops.all(ops.isfinite(ops.reshape(scores, (k, -1))), axis=1))
-                classes = ops.reshape(classes_op(scores), (k, n) + tuple(scores.shape[1:-1]))
-                return classes, nonfinite, scores
+                return ops.reshape(classes_op(scores), grid), nonfinite, scores
 
             values = [self.values[self._var_index[id(v)]] for v in variables]
             self._downs[key] = (compiled.compile_fn(downstream), skips, values)
@@ -318,7 +338,7 @@ class CompiledEngine:
     def pixel_tail(self, end: str) -> PixelTail | None:
         """The downstream of ``end`` on changed pixels only, where no later layer mixes pixels."""
         if end not in self._pixel_tails:
-            self._pixel_tails[end] = (PixelTail(self.graph, end, self._values_of, self.host)
+            self._pixel_tails[end] = (PixelTail(self.graph, end, self._values_of, self.host, self.apart)
                                       if self.graph.tail_keeps_pixels(end) else None)
         return self._pixel_tails[end]
 
@@ -358,7 +378,7 @@ class CompiledEngine:
         c = np.zeros(k, dtype=np.int32)
         _, _, scores = fn(values, compiled.to_device(self._gold_state(plan, c)), compiled.to_device(c),
                           self.cache[plan.end], [self.cache[s] for s in skips])
-        want = np.concatenate([self.host(self.graph.output)] * k)
+        want = np.concatenate([self.host(self._down_target(plan.end))] * k)
         return bool(np.array_equal(compiled.to_host(scores).view(np.uint32), want.view(np.uint32)))
 
     def _downstream(self, plan: _Plan, c: np.ndarray, states: np.ndarray, k: int):
@@ -369,9 +389,18 @@ class CompiledEngine:
                 self._trusted[key] = self._down_trusted(plan, 1)
             if not self._trusted[key]:
                 return None
-        classes, nonfinite, _ = fn(values, compiled.to_device(states), compiled.to_device(c),
-                                   self.cache[plan.end], [self.cache[s] for s in skips])
-        return compiled.to_host(classes), compiled.to_host(nonfinite)
+        classes, flag, out = fn(values, compiled.to_device(states), compiled.to_device(c),
+                                self.cache[plan.end], [self.cache[s] for s in skips])
+        classes, flag = compiled.to_host(classes), compiled.to_host(flag)
+        if not self._split(plan.end):
+            return classes, flag
+        self.stats["logit_pixels"] += flag.size
+        self.stats["softmax_pixels"] += int(flag.size - flag.sum())
+        resolved = self.apart.resolve(classes, flag, lambda m: compiled.to_host(out).reshape(m.size, -1)[m.reshape(-1)])
+        if resolved is None:
+            return None
+        classes, nonfinite = resolved
+        return classes, nonfinite.reshape(k, -1).any(axis=1)
 
     # ------------------------------------------------------------ running
 
@@ -519,7 +548,9 @@ class CompiledEngine:
         self.stats["pixel_downstream_runs"] += 1
         self.stats["pixel_downstream_faults"] += len(items)
         self.stats["pixel_rows"] += length
-        self.stats["pixel_softmax_rows"] += softmax_rows
+        if tail.split:
+            self.stats["logit_pixels"] += length
+            self.stats["softmax_pixels"] += softmax_rows
         return True
 
     def _answer(self, keys: list[tuple], items: list[_Waiting], preds: list[Prediction], results: list) -> None:
