@@ -60,8 +60,8 @@ from hsiseu.faults.keras import compiled
 from hsiseu.faults.keras.classmap import classes_and_decided, classes_op
 from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
 from hsiseu.faults.keras.pixels import PixelTail
-from hsiseu.faults.keras.softmax import SoftmaxApart
 from hsiseu.faults.keras.reference import NaiveLoop
+from hsiseu.faults.keras.softmax import SoftmaxApart
 from hsiseu.faults.outcomes import Prediction
 from hsiseu.faults.shared import UNCHANGED, Memo, state_digest
 
@@ -396,7 +396,8 @@ class CompiledEngine:
             return classes, flag
         self.stats["logit_pixels"] += flag.size
         self.stats["softmax_pixels"] += int(flag.size - flag.sum())
-        resolved = self.apart.resolve(classes, flag, lambda m: compiled.to_host(out).reshape(m.size, -1)[m.reshape(-1)])
+        resolved = self.apart.resolve(classes, flag,
+                                      lambda m: compiled.to_host(out).reshape(m.size, -1)[m.reshape(-1)])
         if resolved is None:
             return None
         classes, nonfinite = resolved
