@@ -50,7 +50,7 @@ def kernels_of(records: Mapping[str, Mapping[str, Any]]) -> str:
     kernels would compare rounding, not models."""
     found = {str(r.get("kernels")) for r in records.values()}
     if len(found) != 1:
-        raise ValueError(f"int8 records were made with different kernels: "
+        raise ValueError("int8 records were made with different kernels: "
                          + ", ".join(f"{k}: {r.get('kernels')}" for k, r in records.items())
                          + " (re-run them with one quantization.kernels)")
     return check_kernels(found.pop())
