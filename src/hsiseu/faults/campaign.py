@@ -270,8 +270,8 @@ def _interval_columns(cells: pd.DataFrame, outcomes: pd.DataFrame, sets: pd.Data
         # a unit reports what its stopping rule reports (UnitState.interval: the confidence
         # sequence itself where it lies within +- e, e.g. [0, U0] for a run of zeros, else the
         # normal interval with p*); its outcomes, in rank order, end where the rule stopped
-        if replayed is not None and all(replayed[u].n == len(x) for u, x in samples.items()):
-            states = replayed  # replayed on these outcomes already (merge_shards checks them so)
+        if replayed is not None:  # replayed on these very outcomes by merge_shards' check
+            states = replayed
             unit_iv = {u: states[u].interval() for u in samples}
         else:
             _, states = _fresh_states(sets_from_frame(sets), bits, sampling,

@@ -7,7 +7,7 @@ from typing import Any
 
 import keras
 
-__all__ = ["DECIDED_MARGIN", "classes_op", "classes_and_decided", "is_softmax"]
+__all__ = ["DECIDED_MARGIN", "classes_op", "classes_and_decided", "is_softmax", "nonfinite_rows"]
 
 #: A pixel's arg-max over logits is the arg-max over their softmax when its highest logit leads
 #: the next by more than this times (1 + |highest|): the softmax's exp and division are accurate
@@ -53,6 +53,12 @@ def classes_op(scores: Any) -> Any:
     ops = keras.ops
     _, first, nan = _scan(scores, False)
     return ops.cast(ops.where(nan, int(scores.shape[-1]), first), "uint8")
+
+
+def nonfinite_rows(scores: Any) -> Any:
+    """Per row (all axes but the last), whether any score is NaN or inf."""
+    ops = keras.ops
+    return ops.logical_not(ops.all(ops.isfinite(scores), axis=-1))
 
 
 def classes_and_decided(logits: Any) -> tuple[Any, Any]:

@@ -57,7 +57,7 @@ import numpy as np
 from hsiseu.faults.bitflip import flip_at
 from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.keras import compiled
-from hsiseu.faults.keras.classmap import classes_and_decided, classes_op
+from hsiseu.faults.keras.classmap import classes_and_decided, classes_op, nonfinite_rows
 from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
 from hsiseu.faults.keras.pixels import PixelTail
 from hsiseu.faults.keras.reference import NaiveLoop
@@ -302,8 +302,7 @@ class CompiledEngine:
                 if split:
                     classes, decided = classes_and_decided(scores)
                     return ops.reshape(classes, grid), ops.reshape(decided, grid), scores
-                nonfinite = ops.logical_not(ops.all(ops.isfinite(ops.reshape(scores, (k, -1))), axis=1))
-                return ops.reshape(classes_op(scores), grid), nonfinite, scores
+                return ops.reshape(classes_op(scores), grid), nonfinite_rows(ops.reshape(scores, (k, -1))), scores
 
             values = [self.values[self._var_index[id(v)]] for v in variables]
             self._downs[key] = (compiled.compile_fn(downstream), skips, values)

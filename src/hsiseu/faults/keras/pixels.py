@@ -26,9 +26,9 @@ import keras
 import numpy as np
 
 from hsiseu.faults.keras import compiled
-from hsiseu.faults.keras.classmap import classes_and_decided, classes_op
+from hsiseu.faults.keras.classmap import classes_and_decided, classes_op, nonfinite_rows
 from hsiseu.faults.keras.graph import LayerGraph
-from hsiseu.faults.keras.softmax import SoftmaxApart, row_length
+from hsiseu.faults.keras.softmax import SoftmaxApart, row_length, rows_reproduce
 
 __all__ = ["PixelTail"]
 
@@ -84,7 +84,7 @@ class PixelTail:
                 y = keras.ops.reshape(y, (length, int(y.shape[-1])))
                 if split:
                     return (*classes_and_decided(y), y)
-                return classes_op(y), keras.ops.logical_not(keras.ops.all(keras.ops.isfinite(y), axis=-1)), y
+                return classes_op(y), nonfinite_rows(y), y
 
             self._fns[length] = compiled.compile_fn(run)
         return self._fns[length]
@@ -94,12 +94,9 @@ class PixelTail:
         cached logits (the output, without the softmax apart) bit for bit (kernels may pick
         other code for other shapes)."""
         if length not in self.trusted:
-            gold = self.host(self.end)
-            vectors = gold.reshape(-1, gold.shape[-1])
-            at = np.linspace(0, len(vectors) - 1, length).round().astype(np.int64)
-            _, _, out = self._fn(length)(self.values, compiled.to_device(vectors[at]))
-            want = self.host(self.apart.logits if self.split else self.output).reshape(len(vectors), -1)[at]
-            self.trusted[length] = bool(np.array_equal(compiled.to_host(out).view(np.uint32), want.view(np.uint32)))
+            self.trusted[length] = rows_reproduce(lambda rows: self._fn(length)(self.values, rows)[2],
+                                                  self.host(self.end),
+                                                  self.host(self.apart.logits if self.split else self.output), length)
         return self.trusted[length]
 
     def run(self, gold_classes: np.ndarray, gold_nonfinite: bool,

@@ -25,10 +25,10 @@ import keras
 import numpy as np
 
 from hsiseu.faults.keras import compiled
-from hsiseu.faults.keras.classmap import DECIDED_MARGIN, classes_and_decided, classes_op, is_softmax
+from hsiseu.faults.keras.classmap import DECIDED_MARGIN, classes_and_decided, classes_op, is_softmax, nonfinite_rows
 from hsiseu.faults.keras.graph import LayerGraph
 
-__all__ = ["SHORTEST_ROW", "SoftmaxApart", "row_length"]
+__all__ = ["SHORTEST_ROW", "SoftmaxApart", "row_length", "rows_reproduce"]
 
 #: The shortest row compiled: shorter batches are padded, so that few lengths are traced.
 SHORTEST_ROW = 256
@@ -42,6 +42,17 @@ def row_length(pixels: int) -> int:
     while n < pixels:
         n = n * 3 // 2 if n & (n - 1) == 0 else n // 3 * 4
     return n
+
+
+def rows_reproduce(run, source: np.ndarray, target: np.ndarray, length: int) -> bool:
+    """Whether ``run`` (a device row of ``length`` vectors -> a row of outputs) takes
+    fault-free vectors of ``source`` spread over the images to those of ``target`` at the same
+    pixels bit for bit: how a compiled row length earns trust (kernels may pick other code for
+    other shapes)."""
+    vectors = source.reshape(-1, source.shape[-1])
+    at = np.linspace(0, len(vectors) - 1, length).round().astype(np.int64)
+    out = compiled.to_host(run(compiled.to_device(vectors[at])))
+    return bool(np.array_equal(out.view(np.uint32), target.reshape(len(vectors), -1)[at].view(np.uint32)))
 
 
 class SoftmaxApart:
@@ -75,8 +86,7 @@ class SoftmaxApart:
             def run(rows):
                 classes = int(rows.shape[-1])
                 scores = keras.ops.reshape(layer(keras.ops.reshape(rows, lead + (length, classes))), (length, classes))
-                nonfinite = keras.ops.logical_not(keras.ops.all(keras.ops.isfinite(scores), axis=-1))
-                return classes_op(scores), nonfinite, scores
+                return classes_op(scores), nonfinite_rows(scores), scores
 
             self._fns[length] = compiled.compile_fn(run)
         return self._fns[length]
@@ -96,13 +106,8 @@ class SoftmaxApart:
 
     def _trust(self, length: int) -> bool:
         if length not in self.trusted:
-            logits = self.host(self.logits)
-            vectors = logits.reshape(-1, logits.shape[-1])
-            at = np.linspace(0, len(vectors) - 1, length).round().astype(np.int64)
-            _, _, scores = self._fn(length)(compiled.to_device(vectors[at]))
-            want = self.host(self.output).reshape(len(vectors), -1)[at]
-            self.trusted[length] = bool(np.array_equal(compiled.to_host(scores).view(np.uint32),
-                                                       want.view(np.uint32)))
+            self.trusted[length] = rows_reproduce(lambda rows: self._fn(length)(rows)[2], self.host(self.logits),
+                                                  self.host(self.output), length)
         return self.trusted[length]
 
     def run(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

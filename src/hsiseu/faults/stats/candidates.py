@@ -324,8 +324,7 @@ def pending_faults(candidates: pd.DataFrame, states: Mapping[str, UnitState]) ->
     """The rows of ``candidates`` (a :func:`candidate_faults` frame) that the units' next rounds
     run: for each unit in ``states``, the ranks of :meth:`UnitState.next_round`. Empty when
     every unit is done."""
-    rounds = {u: s.next_round() for u, s in states.items()}  # each asks the rule, once
-    start = candidates["unit"].map({u: r.start for u, r in rounds.items()})
-    stop = candidates["unit"].map({u: r.stop for u, r in rounds.items()})
+    start = candidates["unit"].map({u: s.next_round().start for u, s in states.items()})
+    stop = candidates["unit"].map({u: s.next_round().stop for u, s in states.items()})
     keep = start.notna() & (candidates["rank"] >= start) & (candidates["rank"] < stop)
     return candidates.loc[keep.to_numpy(dtype=bool)].reset_index(drop=True)

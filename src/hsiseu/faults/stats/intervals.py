@@ -91,7 +91,7 @@ def finite_population_correction(n: int, population: int | None) -> float:
 
 
 def clipped_interval(x: np.ndarray, population: int | None, half_width: float, p: float,
-             mean: float | None = None) -> Interval:
+                     mean: float | None = None) -> Interval:
     """mean +- half_width (``mean``: the outcomes' own by default), clipped to [0, 1] and to the
     means possible at all after ``x``."""
     mean = float(x.mean()) if mean is None else float(mean)
