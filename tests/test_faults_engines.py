@@ -17,6 +17,7 @@ from hsiseu.faults.keras.backend import KerasBackend  # noqa: E402
 from hsiseu.faults.keras.classmap import DECIDED_MARGIN, classes_and_decided  # noqa: E402
 from hsiseu.faults.keras.fast import CompiledEngine, classes_op  # noqa: E402
 from hsiseu.faults.keras.graph import UnsupportedModel, keeps_pixels  # noqa: E402
+from hsiseu.faults.keras.logits import LogitTail  # noqa: E402
 from hsiseu.faults.keras.pixels import PixelTail  # noqa: E402
 from hsiseu.faults.keras.softmax import SoftmaxApart, row_length  # noqa: E402
 from hsiseu.faults.outcomes import classes_from_scores, outcome_of  # noqa: E402
@@ -188,8 +189,8 @@ def test_shapes_that_do_not_reproduce_the_cache_fall_back_exactly(monkeypatch):
 
 def test_changed_pixels_only_where_no_later_layer_mixes_pixels(monkeypatch):
     """The tiny U-Net's last decoder activation and 1x1 classifier run only their changed
-    pixels; a row length that does not reproduce the cache sends its faults to the whole-tensor
-    downstream, with the same outcomes."""
+    pixels (the classifier's one logit at a time); a row length that does not reproduce the
+    cache sends its faults to the whole-tensor downstream, with the same outcomes."""
     model, x = tiny_model("relu", seed=2), images(2)
     graph = KerasBackend(model, x, engine="fast").engine.graph
     last_act = [n for n in graph.order if n.startswith("act_")][-1]
@@ -212,10 +213,39 @@ def test_changed_pixels_only_where_no_later_layer_mixes_pixels(monkeypatch):
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
     assert fast.engine.stats["pixel_downstream_faults"] > 0
+    assert isinstance(fast.engine.pixel_tail("cnv_out"), LogitTail)
+    assert isinstance(fast.engine.pixel_tail(last_act), PixelTail)
     monkeypatch.setattr(PixelTail, "_trust", lambda self, length: False)
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
-    assert fast.engine.stats["pixel_rows_untrusted"] > 0 and fast.engine.stats["pixel_rows"] == 0
+    # the last activation's rows are refused; the logits' decision calls no layer: still by pixels
+    st = fast.engine.stats
+    assert st["pixel_rows_untrusted"] > 0 and 0 < st["pixel_downstream_faults"] < st["downstream_faults"]
+
+
+def test_one_logit_at_a_time_gives_the_softmax_class():
+    """A classifier whose logits tie exactly (classes 0 and 1), nearly (class 2, inside the
+    margin) and overflow (bias 1.5: bit 30 makes inf): every fault of the classifier, each
+    changing one logit per pixel, has the reference's outcome; the softmax decides the ties."""
+    rng = np.random.default_rng(5)
+    inputs = keras.Input((4, 8, 3))
+    logits = keras.layers.Conv2D(5, 1, name="logits")(inputs)
+    model = keras.Model(inputs, keras.layers.Softmax(name="scores")(logits))
+    kernel = rng.normal(0, 1, (1, 1, 3, 5)).astype(np.float32)
+    kernel[..., 1] = kernel[..., 0]
+    kernel[..., 2] = kernel[..., 0] * np.float32(1 + 2.0 ** -12)
+    model.get_layer("logits").set_weights([kernel, np.full(5, 1.5, np.float32)])
+    x = rng.normal(0, 1, (2, 4, 8, 3)).astype(np.float32)
+    ref = KerasBackend(model, x, engine="reference")
+    frame = faultlist.generate(ref.parameter_sets(), sampling={"fixed_n": 15}, bits=[31, 30, 29, 23, 22, 10, 0], seed=1)
+    faults = faultlist.faults_of(frame)
+    assert len(faults) == 20 * 7  # every value, every bit
+    fast = KerasBackend(model, x, engine="fast")
+    assert outcomes(fast, faults) == outcomes(ref, faults)
+    st = fast.engine.stats
+    assert isinstance(fast.engine.pixel_tail("logits"), LogitTail)
+    assert st["pixel_downstream_faults"] == st["downstream_faults"] > 0
+    assert 0 < st["softmax_pixels"] < st["logit_pixels"]
 
 
 def test_logits_decide_the_softmax_class_only_past_the_margin():

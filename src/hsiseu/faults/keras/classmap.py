@@ -7,7 +7,9 @@ from typing import Any
 
 import keras
 
-__all__ = ["DECIDED_MARGIN", "classes_op", "classes_and_decided", "is_softmax", "nonfinite_rows"]
+from hsiseu.faults.keras import compiled
+
+__all__ = ["DECIDED_MARGIN", "classes_op", "classes_and_decided", "decision", "is_softmax", "nonfinite_rows"]
 
 #: A pixel's arg-max over logits is the arg-max over their softmax when its highest logit leads
 #: the next by more than this times (1 + |highest|): the softmax's exp and division are accurate
@@ -73,6 +75,20 @@ def classes_and_decided(logits: Any) -> tuple[Any, Any]:
     lead = ops.subtract(best, second)
     decided = ops.logical_and(ops.isfinite(total), ops.greater(lead, DECIDED_MARGIN * (1.0 + ops.abs(best))))
     return ops.cast(first, "uint8"), decided
+
+
+def _classes_and_nonfinite(scores: Any) -> tuple[Any, Any]:
+    return classes_op(scores), nonfinite_rows(scores)
+
+
+def decision(logits: bool):
+    """Compiled and fused: scores (..., C) to per-row classes and a flag, from the logits
+    (:func:`classes_and_decided`: the flag says which rows they decide) or from the scores
+    (:func:`classes_op`, the flag says which rows have a non-finite score). Fused because the
+    class-by-class scan is a dozen elementwise ops per class: one pass over memory (about 3x
+    faster on TensorFlow's CPU kernels) instead of one per op; comparisons and selections
+    round nothing."""
+    return compiled.compile_fused(classes_and_decided if logits else _classes_and_nonfinite)
 
 
 def is_softmax(layer: keras.layers.Layer) -> bool:

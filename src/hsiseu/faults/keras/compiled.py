@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
-__all__ = ["backend_name", "exact_graphs", "compile_fn", "to_device", "to_host", "device_name", "stateless", "with_values", "model_caller"]
+__all__ = ["backend_name", "exact_graphs", "compile_fn", "compile_fused", "to_device", "to_host", "device_name", "stateless", "with_values", "model_caller"]
 
 
 def backend_name() -> str:
@@ -59,6 +59,31 @@ def compile_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
 
         return jax.jit(fn)
     return fn
+
+
+def compile_fused(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` compiled with its elementwise ops fused (XLA; ``jax.jit`` is anyway): one pass
+    over memory instead of one per op. Only for functions that compute no layer's arithmetic
+    (comparisons and selections, a margin test with room to spare), whose results do not
+    depend on how the compiler rounds. Falls back to :func:`compile_fn` where TensorFlow
+    cannot compile it with XLA."""
+    if backend_name() != "tensorflow":
+        return compile_fn(fn)
+    import tensorflow as tf
+
+    fused, plain = tf.function(fn, autograph=False, jit_compile=True), None
+
+    def call(*args):
+        nonlocal fused, plain
+        if fused is not None:
+            try:
+                return fused(*args)
+            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError, tf.errors.NotFoundError):
+                fused = None
+        plain = plain or compile_fn(fn)
+        return plain(*args)
+
+    return call
 
 
 def to_device(a: Any) -> Any:

@@ -57,8 +57,9 @@ import numpy as np
 from hsiseu.faults.bitflip import flip_at
 from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.keras import compiled
-from hsiseu.faults.keras.classmap import classes_and_decided, classes_op, nonfinite_rows
+from hsiseu.faults.keras.classmap import classes_op, decision
 from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
+from hsiseu.faults.keras.logits import LogitTail
 from hsiseu.faults.keras.pixels import PixelTail
 from hsiseu.faults.keras.reference import NaiveLoop
 from hsiseu.faults.keras.softmax import SoftmaxApart
@@ -268,10 +269,10 @@ class CompiledEngine:
         return self.apart.logits if self._split(end, apart) else self.graph.output
 
     def _down_fn(self, end: str, channel: bool, k: int, apart: bool = True):
-        """Compiled: from K faulty states at ``end`` to class maps (K, N, ...), a flag and the
-        scores, or the logits where the softmax runs apart (``apart``, :meth:`_split`): the
-        flag is then per pixel (K, N, ...) whether the logits decide its class, else per fault
-        (K,) whether any score is non-finite."""
+        """From K faulty states at ``end`` to per-pixel classes (K * N, ...), a per-pixel flag
+        and the scores, or the logits where the softmax runs apart (``apart``, :meth:`_split`):
+        the flag is then whether the logits decide the pixel's class, else whether a score is
+        non-finite. The layers run in one compiled call, the class map in a fused one."""
         split = self._split(end, apart)
         key = (end, channel, k, self.n, split)
         if key not in self._downs:
@@ -293,19 +294,19 @@ class CompiledEngine:
                 else:
                     y = ops.reshape(states, (k * n,) + tuple(gold.shape[1:]))
                 if tail is None:
-                    scores = y
-                else:
-                    tiled = [ops.tile(s, (k,) + (1,) * (len(s.shape) - 1)) for s in skip_values]
-                    with compiled.stateless(variables, values):
-                        scores = tail([y, *tiled], training=False)
-                grid = (k, n) + tuple(scores.shape[1:-1])
-                if split:
-                    classes, decided = classes_and_decided(scores)
-                    return ops.reshape(classes, grid), ops.reshape(decided, grid), scores
-                return ops.reshape(classes_op(scores), grid), nonfinite_rows(ops.reshape(scores, (k, -1))), scores
+                    return y
+                tiled = [ops.tile(s, (k,) + (1,) * (len(s.shape) - 1)) for s in skip_values]
+                with compiled.stateless(variables, values):
+                    return tail([y, *tiled], training=False)
+
+            layers, decide = compiled.compile_fn(downstream), decision(split)
+
+            def run(*args):
+                scores = layers(*args)
+                return (*decide(scores), scores)
 
             values = [self.values[self._var_index[id(v)]] for v in variables]
-            self._downs[key] = (compiled.compile_fn(downstream), skips, values)
+            self._downs[key] = (run, skips, values)
         return self._downs[key]
 
     # ------------------------------------------------------------ trust
@@ -334,11 +335,15 @@ class CompiledEngine:
             return None
         return compiled.to_host(fn(self._faulty_weights(plan, faults), rest_values, x_in))
 
-    def pixel_tail(self, end: str) -> PixelTail | None:
-        """The downstream of ``end`` on changed pixels only, where no later layer mixes pixels."""
+    def pixel_tail(self, end: str) -> PixelTail | LogitTail | None:
+        """The downstream of ``end`` on changed pixels only, where no later layer mixes pixels
+        (one logit at a time where ``end`` is the closing softmax's input)."""
         if end not in self._pixel_tails:
-            self._pixel_tails[end] = (PixelTail(self.graph, end, self._values_of, self.host, self.apart)
-                                      if self.graph.tail_keeps_pixels(end) else None)
+            tail = (PixelTail(self.graph, end, self._values_of, self.host, self.apart)
+                    if self.graph.tail_keeps_pixels(end) else None)
+            if tail is not None and self.apart is not None and end == self.apart.logits:
+                tail = LogitTail(tail, self.apart, self.host)
+            self._pixel_tails[end] = tail
         return self._pixel_tails[end]
 
     def _values_of(self, variables: Sequence[keras.Variable]) -> list[Any]:
@@ -390,9 +395,9 @@ class CompiledEngine:
                 return None
         classes, flag, out = fn(values, compiled.to_device(states), compiled.to_device(c),
                                 self.cache[plan.end], [self.cache[s] for s in skips])
-        classes, flag = compiled.to_host(classes), compiled.to_host(flag)
+        classes, flag = (compiled.to_host(a).reshape(k, -1, *a.shape[1:]) for a in (classes, flag))
         if not self._split(plan.end):
-            return classes, flag
+            return classes, flag.reshape(k, -1).any(axis=1)
         self.stats["logit_pixels"] += flag.size
         self.stats["softmax_pixels"] += int(flag.size - flag.sum())
         resolved = self.apart.resolve(classes, flag,
@@ -531,7 +536,7 @@ class CompiledEngine:
             self._dense(plan, keys[a:a + k], items[a:a + k], k, faults, results)
         self.seconds[f"downstream:{plan.end}"] += time.perf_counter() - t0
 
-    def _by_pixels(self, plan: _Plan, tail: PixelTail, keys: list[tuple], items: list[_Waiting],
+    def _by_pixels(self, plan: _Plan, tail: PixelTail | LogitTail, keys: list[tuple], items: list[_Waiting],
                    results: list) -> bool:
         """The waiting states' predictions from their changed pixels; False when the row length
         is not trusted (the caller runs them whole)."""
@@ -543,13 +548,13 @@ class CompiledEngine:
         if out is None:
             self.stats["pixel_rows_untrusted"] += 1
             return False
-        preds, length, softmax_rows = out
+        preds, length, pixels, softmax_rows = out
         self._answer(keys, items, [Prediction(classes, nonfinite) for classes, nonfinite in preds], results)
         self.stats["pixel_downstream_runs"] += 1
         self.stats["pixel_downstream_faults"] += len(items)
         self.stats["pixel_rows"] += length
         if tail.split:
-            self.stats["logit_pixels"] += length
+            self.stats["logit_pixels"] += pixels
             self.stats["softmax_pixels"] += softmax_rows
         return True
 

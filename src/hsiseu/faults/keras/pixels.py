@@ -26,7 +26,7 @@ import keras
 import numpy as np
 
 from hsiseu.faults.keras import compiled
-from hsiseu.faults.keras.classmap import classes_and_decided, classes_op, nonfinite_rows
+from hsiseu.faults.keras.classmap import decision
 from hsiseu.faults.keras.graph import LayerGraph
 from hsiseu.faults.keras.softmax import SoftmaxApart, row_length, rows_reproduce
 
@@ -61,6 +61,7 @@ class PixelTail:
         self.values = values_of(self.variables)
         self.rank = len(graph.nodes[end].layer.output.shape)
         self._fns: dict[int, Any] = {}
+        self._decide: dict[bool, Any] = {}
         self.trusted: dict[int, bool] = {}
 
     @property
@@ -69,22 +70,19 @@ class PixelTail:
         return self.apart is not None and self.apart.agrees
 
     def _fn(self, length: int):
-        """Compiled: a row of ``length`` vectors at ``end`` to their classes (length,), a flag
-        (length,) and the last layer's input or output (length, C): with the softmax apart the
-        flag says which rows the logits decide, else which have a non-finite score."""
+        """Compiled: a row of ``length`` vectors at ``end`` through the layers (their own
+        calls) to the last layer's output (length, C), or its input, the logits, with the
+        softmax apart."""
         if length not in self._fns:
-            split, variables, lead = self.split, self.variables, (1,) * (self.rank - 2)
-            layers = self.layers[:-1] if split else self.layers
+            variables, lead = self.variables, (1,) * (self.rank - 2)
+            layers = self.layers[:-1] if self.split else self.layers
 
             def run(values, rows):
                 y = keras.ops.reshape(rows, lead + (length, int(rows.shape[-1])))
                 with compiled.stateless(variables, values):
                     for layer in layers:
                         y = layer(y, training=False)
-                y = keras.ops.reshape(y, (length, int(y.shape[-1])))
-                if split:
-                    return (*classes_and_decided(y), y)
-                return classes_op(y), nonfinite_rows(y), y
+                return keras.ops.reshape(y, (length, int(y.shape[-1])))
 
             self._fns[length] = compiled.compile_fn(run)
         return self._fns[length]
@@ -94,18 +92,18 @@ class PixelTail:
         cached logits (the output, without the softmax apart) bit for bit (kernels may pick
         other code for other shapes)."""
         if length not in self.trusted:
-            self.trusted[length] = rows_reproduce(lambda rows: self._fn(length)(self.values, rows)[2],
+            self.trusted[length] = rows_reproduce(lambda rows: self._fn(length)(self.values, rows),
                                                   self.host(self.end),
                                                   self.host(self.apart.logits if self.split else self.output), length)
         return self.trusted[length]
 
     def run(self, gold_classes: np.ndarray, gold_nonfinite: bool,
             states: Sequence[tuple[int | None, np.ndarray, np.ndarray]]
-            ) -> tuple[list[tuple[np.ndarray, bool]], int, int] | None:
+            ) -> tuple[list[tuple[np.ndarray, bool]], int, int, int] | None:
         """Per faulty state (channel or None for all, the state, the pixels where it differs
         from the fault-free tensor at ``end``), its class map and whether any score is
-        non-finite; with the row length run and the rows the softmax took. None when a length
-        is not trusted. ``gold_classes`` / ``gold_nonfinite`` are the fault-free outputs of the
+        non-finite; with the row length run, the changed pixels in it and those the softmax
+        took. None when a length is not trusted. ``gold_classes`` / ``gold_nonfinite`` are the fault-free outputs of the
         loaded images."""
         gold = self.host(self.end)
         masks = [m for _, _, m in states]
@@ -121,7 +119,10 @@ class PixelTail:
             _fill_rows(rows[at:at + p], vectors, c, s, np.flatnonzero(m))
             at += p
         rows[at:] = vectors[0]
-        classes, flag, last = self._fn(length)(self.values, compiled.to_device(rows))
+        last = self._fn(length)(self.values, compiled.to_device(rows))
+        if self.split not in self._decide:
+            self._decide[self.split] = decision(self.split)
+        classes, flag = self._decide[self.split](last)
         classes, flag = compiled.to_host(classes)[:total], compiled.to_host(flag)[:total]
         opened = 0
         if self.split:
@@ -138,4 +139,4 @@ class PixelTail:
             cls[m] = classes[at:at + p]
             out.append((cls, gold_nonfinite or bool(nonfinite[at:at + p].any())))
             at += p
-        return out, length, opened
+        return out, length, total, opened
