@@ -18,6 +18,7 @@ from hsiseu.faults.keras.classmap import DECIDED_MARGIN, classes_and_decided  # 
 from hsiseu.faults.keras.fast import CompiledEngine, classes_op  # noqa: E402
 from hsiseu.faults.keras.graph import UnsupportedModel, keeps_pixels  # noqa: E402
 from hsiseu.faults.keras.logits import LogitTail  # noqa: E402
+from hsiseu.faults.keras.paths import PIXELS, WHOLE, PathTimes  # noqa: E402
 from hsiseu.faults.keras.pixels import PixelTail  # noqa: E402
 from hsiseu.faults.keras.softmax import SoftmaxApart, row_length  # noqa: E402
 from hsiseu.faults.outcomes import classes_from_scores, outcome_of  # noqa: E402
@@ -215,6 +216,11 @@ def test_changed_pixels_only_where_no_later_layer_mixes_pixels(monkeypatch):
     assert fast.engine.stats["pixel_downstream_faults"] > 0
     assert isinstance(fast.engine.pixel_tail("cnv_out"), LogitTail)
     assert isinstance(fast.engine.pixel_tail(last_act), PixelTail)
+    # the first batch measured both paths; either, taken for every later batch, gives the outcomes
+    assert fast.engine._path_times[last_act].measured
+    for path in (PIXELS, WHOLE):
+        monkeypatch.setattr(PathTimes, "choose", lambda self, changed, whole, path=path: path)
+        assert outcomes(KerasBackend(model, x, engine="fast"), faults) == want
     monkeypatch.setattr(PixelTail, "_trust", lambda self, length: False)
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want

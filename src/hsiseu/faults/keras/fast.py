@@ -21,12 +21,15 @@ For the faults of a layer L, in batches:
    (A layer without a channel rule changes its whole output: that is compared and keyed whole.)
 4. **Delayed start, batched.** The survivors' channels are written over the cached fault-free
    output of E, faults x images on the batch axis, and a Keras sub-model from E (plus the cached
-   skip tensors it still reads, tiled) to the model output runs them in one compiled call, which
-   also takes the class map with the NaN rule. Chains compile once per layer, sub-models once
-   per chain end and batch size.
+   skip tensors it still reads, tiled) to the model output runs them in one compiled call, and
+   a fused one takes the class map with the NaN rule. Chains compile once per layer, sub-models
+   once per chain end and batch size.
    Where no layer after E mixes pixels (a segmentation net's 1x1 classifier and softmax:
-   :mod:`~hsiseu.faults.keras.pixels`), only the pixels each fault changed are run, as one row
-   of pixel vectors per batch, and written over the fault-free class map.
+   :mod:`~hsiseu.faults.keras.pixels`), only the pixels each fault changed may run, as one row
+   of pixel vectors per batch, written over the fault-free class map; which of the two a batch
+   takes follows the time each took per pixel at E (:mod:`~hsiseu.faults.keras.paths`). Where E
+   is the closing softmax's input, each changed logit is decided against the fault-free others
+   (:mod:`~hsiseu.faults.keras.logits`).
 5. **Batch from a memory budget.** The batch size of E is the largest number of faults whose
    downstream activations fit in ``memory_mb`` (at most ``max_batch``); a partial last batch is
    padded so that each E compiles once.
@@ -60,6 +63,7 @@ from hsiseu.faults.keras import compiled
 from hsiseu.faults.keras.classmap import classes_op, decision
 from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
 from hsiseu.faults.keras.logits import LogitTail
+from hsiseu.faults.keras.paths import PIXELS, WHOLE, PathTimes
 from hsiseu.faults.keras.pixels import PixelTail
 from hsiseu.faults.keras.reference import NaiveLoop
 from hsiseu.faults.keras.softmax import SoftmaxApart
@@ -160,7 +164,8 @@ class CompiledEngine:
         self._downs: dict[tuple[str, bool, int, int], tuple[Any, list[str], list]] = {}
         self._trusted: dict[tuple, bool] = {}
         self._batch: dict[str, int] = {}
-        self._pixel_tails: dict[str, PixelTail | None] = {}
+        self._pixel_tails: dict[str, PixelTail | LogitTail | None] = {}
+        self._path_times: defaultdict[str, PathTimes] = defaultdict(PathTimes)
         self.apart = SoftmaxApart.of(self.graph, self.host)
         self._gold_nonfinite: dict[int, bool] = {}  # per image chunk: any fault-free score NaN or inf
 
@@ -528,13 +533,31 @@ class CompiledEngine:
         keys = list(queue)[:k]
         items = [queue.pop(key) for key in keys]
         tail = self.pixel_tail(plan.end)
-        if tail is not None and self._by_pixels(plan, tail, keys, items, results):
-            self.seconds[f"downstream:{plan.end}"] += time.perf_counter() - t0
-            return
+        if isinstance(tail, LogitTail):
+            done = self._by_pixels(plan, tail, keys, items, results)
+        elif tail is not None:
+            times = self._path_times[plan.end]
+            changed = sum(int(w.changed.sum()) for w in items)
+            whole = len(items) * self.classes[slice(*self.chunks[self._chunk])].size
+            if not times.measured:
+                times.measure({PIXELS: (lambda: self._by_pixels(plan, tail, keys, items, results), changed),
+                               WHOLE: (lambda: self._whole(plan, keys, items, faults, results), whole)})
+                done = True
+            else:
+                done = times.choose(changed, whole) == PIXELS and self._by_pixels(plan, tail, keys, items, results)
+        else:
+            done = False
+        if not done:
+            self._whole(plan, keys, items, faults, results)
+        self.seconds[f"downstream:{plan.end}"] += time.perf_counter() - t0
+
+    def _whole(self, plan: _Plan, keys: list[tuple], items: list[_Waiting], faults: Sequence[Fault],
+               results: list) -> bool:
+        """The waiting states' predictions from whole tensors, in batches the cache trusts."""
         k = self.dense_batch(plan)
         for a in range(0, len(items), k):
             self._dense(plan, keys[a:a + k], items[a:a + k], k, faults, results)
-        self.seconds[f"downstream:{plan.end}"] += time.perf_counter() - t0
+        return True
 
     def _by_pixels(self, plan: _Plan, tail: PixelTail | LogitTail, keys: list[tuple], items: list[_Waiting],
                    results: list) -> bool:
