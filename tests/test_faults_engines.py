@@ -14,7 +14,8 @@ configure_tensorflow(1, 0)
 
 from hsiseu.faults import campaign, faultlist  # noqa: E402
 from hsiseu.faults.keras.backend import KerasBackend  # noqa: E402
-from hsiseu.faults.keras.classmap import DECIDED_MARGIN, classes_and_decided  # noqa: E402
+from hsiseu.faults.keras import compiled  # noqa: E402
+from hsiseu.faults.keras.classmap import DECIDED_MARGIN, classes_and_decided, decision, nonfinite_rows  # noqa: E402
 from hsiseu.faults.keras.fast import CompiledEngine, classes_op  # noqa: E402
 from hsiseu.faults.keras.graph import UnsupportedModel, keeps_pixels  # noqa: E402
 from hsiseu.faults.keras.logits import LogitTail  # noqa: E402
@@ -303,6 +304,23 @@ def test_softmax_apart_gives_the_outcomes_of_the_whole_softmax(monkeypatch):
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
     assert not fast.engine.pixel_tail("cnv_out").split and fast.engine.stats["logit_pixels"] == 0
+
+
+def test_fused_class_maps_are_the_plain_ones_and_fall_back_where_xla_cannot_compile():
+    """The fused decision gives the unfused graph's classes and flags on NaN, inf and ties; a
+    function XLA refuses runs as a plain compiled one."""
+    import tensorflow as tf
+
+    z = np.random.default_rng(2).normal(0, 1, (300, 5)).astype(np.float32)
+    z[::7, 1] = z[::7, 0]
+    z[::11, 2], z[::13, 3], z[::17, 4] = np.nan, np.inf, -np.inf
+    t = keras.ops.convert_to_tensor(z)
+    for logits, plain in ((True, classes_and_decided), (False, lambda s: (classes_op(s), nonfinite_rows(s)))):
+        got = [compiled.to_host(a) for a in decision(logits)(t)]
+        want = [keras.ops.convert_to_numpy(a) for a in plain(t)]
+        assert all(np.array_equal(g, w) for g, w in zip(got, want))
+    refused = compiled.compile_fused(lambda a: tf.numpy_function(lambda v: v * 2, [a], tf.float32, stateful=False))
+    assert np.array_equal(compiled.to_host(refused(tf.constant([1.0, 2.0]))), [2.0, 4.0])
 
 
 def test_row_lengths_pad_little_and_stay_few():

@@ -6,15 +6,14 @@ in output channel c changes logit c of some pixels and no other value. With the 
 (:mod:`~hsiseu.faults.keras.softmax`), a pixel's class needs only its highest logit, the
 runner-up and whether all are finite, and of those the fault-free other logits' share is the
 same for every fault of channel c: their highest (lowest class among ties), runner-up and
-finiteness are taken once per image chunk, and each changed pixel costs one comparison of its
-new logit with them, on rows of single logits instead of rows of logit vectors built on the
-host and scanned class by class (on the default U-Net that scan was half of the classifier's
-time per fault). The decision keeps the margin of
+finiteness are taken once per image chunk, and a batch of faults costs one fused call that
+compares each fault's new logit channel with them, image-wide, instead of logit vectors of the
+changed pixels gathered on the host and scanned class by class (on the default U-Net that took
+half of the classifier's time per fault). The decision keeps the margin of
 :func:`~hsiseu.faults.keras.classmap.classes_and_decided` on the same highest and runner-up
-(those of the multiset of all logits), so a decided pixel has the softmax's class; the others
-go through the softmax layer's own call with their whole logit vector, as in
-:class:`~hsiseu.faults.keras.pixels.PixelTail`, which also runs any state that is not one
-channel's.
+(those of the multiset of all logits), so a decided pixel has the softmax's class; the changed
+pixels it leaves open go through the softmax layer's own call with their whole logit vector,
+and a state that is not one channel's through :class:`~hsiseu.faults.keras.pixels.PixelTail`.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ class PixelTail:
         self.values = values_of(self.variables)
         self.rank = len(graph.nodes[end].layer.output.shape)
         self._fns: dict[int, Any] = {}
-        self._decide: dict[bool, Any] = {}
+        self._decide: Any = None
         self.trusted: dict[int, bool] = {}
 
     @property
@@ -103,8 +103,8 @@ class PixelTail:
         """Per faulty state (channel or None for all, the state, the pixels where it differs
         from the fault-free tensor at ``end``), its class map and whether any score is
         non-finite; with the row length run, the changed pixels in it and those the softmax
-        took. None when a length is not trusted. ``gold_classes`` / ``gold_nonfinite`` are the fault-free outputs of the
-        loaded images."""
+        took. None when a length is not trusted. ``gold_classes`` / ``gold_nonfinite`` are the
+        fault-free outputs of the loaded images."""
         gold = self.host(self.end)
         masks = [m for _, _, m in states]
         counts = [int(m.sum()) for m in masks]
@@ -120,9 +120,8 @@ class PixelTail:
             at += p
         rows[at:] = vectors[0]
         last = self._fn(length)(self.values, compiled.to_device(rows))
-        if self.split not in self._decide:
-            self._decide[self.split] = decision(self.split)
-        classes, flag = self._decide[self.split](last)
+        self._decide = self._decide or decision(self.split)
+        classes, flag = self._decide(last)
         classes, flag = compiled.to_host(classes)[:total], compiled.to_host(flag)[:total]
         opened = 0
         if self.split:
