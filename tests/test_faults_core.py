@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from hsiseu.faults import faultlist
-from hsiseu.faults.bitflip import bit_field, flip_bit, flip_bits
+from hsiseu.faults.bitflip import bit_field, flip_at, flip_bit, flip_bits
 from hsiseu.faults.outcomes import Prediction, classes_from_scores, outcome_of
 from hsiseu.faults.paramsets import ParameterSet, sets_frame, sets_from_frame, share_in_one_two
 from hsiseu.faults.sampling import cell_sample_size, leveugle_n
+from hsiseu.faults.shared import MemoWorth
 
 
 def test_exponent_msb_flip_turns_one_to_two_into_nan_and_one_into_inf():
@@ -50,6 +51,35 @@ def test_flipping_twice_restores_every_bit_pattern():
     raw = rng.integers(0, 2**32, 1000, dtype=np.uint64).astype(np.uint32).view(np.float32)
     bits = rng.integers(0, 32, 1000)
     assert flip_bits(flip_bits(raw, bits), bits).tobytes() == raw.tobytes()
+
+
+def test_a_flip_in_place_is_the_flip_of_that_one_value():
+    """What the engines write into their copies of a tensor is :func:`flip_bits` of the value at
+    the flat index, every other byte untouched, in every width; a strided view is refused."""
+    rng = np.random.default_rng(1)
+    for dtype in (np.float32, np.int8, np.int32, np.uint8, np.float16, np.float64):
+        values = rng.integers(0, 256, (3, 4, 8), dtype=np.uint8).view(dtype)
+        for index, bit in ((0, 0), (values.size // 2, 8 * values.itemsize - 1), (values.size - 1, 5)):
+            copy = values.copy()
+            flip_at(copy, index, bit)
+            want = values.copy().reshape(-1)
+            want[index] = flip_bits(want[index:index + 1], bit)[0]
+            assert copy.tobytes() == want.tobytes()
+    with pytest.raises(ValueError, match="contiguous"):
+        flip_at(np.zeros((4, 4), np.float32)[:, ::2], 0, 3)
+    with pytest.raises(ValueError, match="0..7"):
+        flip_at(np.zeros(4, np.int8), 1, 8)
+
+
+def test_memo_keys_stop_only_where_their_hashing_costs_more_than_hits_save():
+    cheap, costly = MemoWorth(trial=4), MemoWorth(trial=4)
+    for worth, hits in ((cheap, 1), (costly, 3)):
+        assert worth.pays(lambda: 1 / 0)  # the downstream's time is asked only at the trial's end
+        worth.hashed, worth.hits, worth.hash_seconds = 4, hits, 0.2
+    assert not cheap.pays(lambda: 0.1)  # 1 hit x 0.1 s saved < 0.2 s hashing
+    assert costly.pays(lambda: 0.1)  # 3 x 0.1 s >= 0.2 s
+    cheap.hits = 100
+    assert not cheap.pays(lambda: 0.1)  # decided once
 
 
 def test_leveugle_sample_sizes():

@@ -23,6 +23,7 @@ from hsiseu.faults.keras.paths import PIXELS, WHOLE, PathTimes  # noqa: E402
 from hsiseu.faults.keras.pixels import PixelTail  # noqa: E402
 from hsiseu.faults.keras.softmax import SoftmaxApart, row_length  # noqa: E402
 from hsiseu.faults.outcomes import classes_from_scores, outcome_of  # noqa: E402
+from hsiseu.faults.shared import MemoWorth  # noqa: E402
 from hsiseu.model import build_unet  # noqa: E402
 
 from conftest import Interrupted, StopsAfter  # noqa: E402
@@ -338,7 +339,7 @@ def test_memory_budget_sizes_the_batch():
     assert 1 <= small.batch_size(plan) < large.batch_size(plan) <= large.max_batch
 
 
-def test_equal_faulty_channels_share_one_downstream_run():
+def test_equal_faulty_channels_share_one_downstream_run(monkeypatch):
     """Exponent-MSB flips of values in (1, 2) make NaN: equal faulty channels run downstream
     once, and a second pass is answered from the memo alone."""
     model, x = tiny_model("relu"), images()
@@ -351,6 +352,9 @@ def test_equal_faulty_channels_share_one_downstream_run():
     runs = fast.engine.stats["downstream_runs"]
     assert a == outcomes(fast, faults)
     assert fast.engine.stats["downstream_runs"] == runs
+    monkeypatch.setattr(MemoWorth, "pays", lambda self, per_state: False)  # where hashing does not pay
+    unkeyed = KerasBackend(model, x, engine="fast")
+    assert outcomes(unkeyed, faults) == a and unkeyed.engine.stats["memo_hits"] == 0
 
 
 def test_killed_shard_resumes_without_losing_or_repeating_a_fault(tmp_path):

@@ -44,11 +44,16 @@ def flip_bit(value: np.generic | float | int, bit: int, dtype: np.dtype | type =
 
 def flip_at(values: np.ndarray, index: int, bit: int) -> None:
     """Flip ``bit`` of value ``index`` (flat, C order) of ``values`` in place: how every engine
-    puts one fault into its own copy of a tensor (a float weight, the bytes of an int8 model)."""
-    flat = values.reshape(-1)
-    if not np.shares_memory(flat, values):
+    puts one fault into its own copy of a tensor (a float weight, the bytes of an int8 model).
+    The XOR of :func:`flip_bits` on one element, without its array copies (it runs once per
+    fault in every engine's inner loop)."""
+    if not values.flags.c_contiguous:
         raise ValueError("flip_at needs a contiguous array to flip in place")
-    flat[index] = flip_bits(flat[index : index + 1], bit)[0]
+    width = n_bits_of(values.dtype)
+    if not 0 <= bit < width:
+        raise ValueError(f"bit position must be 0..{width - 1} for dtype {values.dtype}, got {bit}")
+    raw = values.reshape(-1).view(_UNSIGNED[values.dtype.itemsize])
+    raw[index] ^= raw.dtype.type(1) << raw.dtype.type(bit)
 
 
 def bit_field(dtype: np.dtype | type, bit: int) -> str:

@@ -17,7 +17,9 @@ For the faults of a layer L, in batches:
 3. **Dropping and memo.** A faulty channel bitwise equal to the fault-free one at E changes
    nothing: the fault is answered :data:`~hsiseu.faults.shared.UNCHANGED`. A faulty channel equal
    to one already run (same E, channel and bits: NaN everywhere, a saturated sigmoid, a flip
-   rounded away) shares its answer. One host transfer per batch decides both; no sync per op.
+   rounded away) shares its answer, where keying states pays at E
+   (:class:`~hsiseu.faults.shared.MemoWorth`: not after the 1x1 classifier, whose downstream
+   costs little more than the hash). One host transfer per batch decides both; no sync per op.
    (A layer without a channel rule changes its whole output: that is compared and keyed whole.)
 4. **Delayed start, batched.** The survivors' channels are written over the cached fault-free
    output of E, faults x images on the batch axis, and a Keras sub-model from E (plus the cached
@@ -68,7 +70,7 @@ from hsiseu.faults.keras.pixels import PixelTail
 from hsiseu.faults.keras.reference import NaiveLoop
 from hsiseu.faults.keras.softmax import SoftmaxApart
 from hsiseu.faults.outcomes import Prediction
-from hsiseu.faults.shared import UNCHANGED, Memo, state_digest
+from hsiseu.faults.shared import UNCHANGED, Memo, MemoWorth, state_digest
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,20 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _channel_major(a: np.ndarray) -> np.ndarray:
     """(C, N, ...) contiguous: each channel's values in one block, to compare and hash whole."""
     return np.ascontiguousarray(np.moveaxis(a, -1, 0))
+
+
+def _channels(a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Channels ``c`` of ``a`` (..., C), channel-major (K, ...). Where a pixel's channels take
+    at most 32 bytes (a late layer's 5-8: two or more pixels to a cache line), one strided copy
+    per channel: 27 us for 4 of 5 channels of a 2 x 64 x 128 map, where a take over the last
+    axis and a transpose cost 134 us; on wide layers the take is faster (463 against 673 us for
+    16 of 32 channels)."""
+    if a.shape[-1] * a.itemsize > 32:
+        return _channel_major(np.take(a, c, axis=-1))
+    out = np.empty((len(c),) + a.shape[:-1], a.dtype)
+    for r, channel in enumerate(c):
+        out[r] = a[..., channel]
+    return out
 
 
 def _scatter(gold: Any, cols: Any, c: Any, k: int) -> Any:
@@ -166,6 +182,8 @@ class CompiledEngine:
         self._batch: dict[str, int] = {}
         self._pixel_tails: dict[str, PixelTail | LogitTail | None] = {}
         self._path_times: defaultdict[str, PathTimes] = defaultdict(PathTimes)
+        self._memo_worth: defaultdict[str, MemoWorth] = defaultdict(MemoWorth)
+        self._states_run: Counter[str] = Counter()  # states that went downstream, per chain end
         self.apart = SoftmaxApart.of(self.graph, self.host)
         self._gold_nonfinite: dict[int, bool] = {}  # per image chunk: any fault-free score NaN or inf
 
@@ -501,7 +519,7 @@ class CompiledEngine:
         self.stats["chain_runs"] += 1
         if plan.rule is not None:
             c = np.array([self._channel_of(plan, f) for f in batch], dtype=np.int32)
-            states = _channel_major(np.take(end_out, c, axis=-1))
+            states = _channels(end_out, c)
         else:
             c = np.zeros(len(batch), dtype=np.int32)
             states = end_out[None]
@@ -509,22 +527,31 @@ class CompiledEngine:
         # the pixels each fault changed, kept for a downstream that runs only those
         pixels = (differs if plan.rule is not None else differs.any(axis=-1)) \
             if self.pixel_tail(plan.end) is not None else None
+        worth = self._memo_worth[plan.end]
         for r, (i, masked) in enumerate(zip(part, ~differs.reshape(len(part), -1).any(axis=1))):
             if masked:
                 results[i] = UNCHANGED
                 self.stats["dropped_at_chain_end"] += 1
                 continue
             state = states[r]
+            changed = None if pixels is None else pixels[r]
+            if not worth.pays(lambda: self._downstream_per_state(plan.end)):
+                queue[("unkeyed", i)] = _Waiting(int(c[r]), state, [i], changed)
+                continue
+            t1 = time.perf_counter()
             key = (self._chunk, plan.end, int(c[r]), state_digest(state))
+            worth.hashed += 1
+            worth.hash_seconds += time.perf_counter() - t1
             hit = self._memo.get(key)
             if hit is not None:
                 results[i] = hit
-                self.stats["memo_hits"] += 1
             elif key in queue:
                 queue[key].members.append(i)
-                self.stats["memo_hits"] += 1
             else:
-                queue[key] = _Waiting(int(c[r]), state, [i], None if pixels is None else pixels[r])
+                queue[key] = _Waiting(int(c[r]), state, [i], changed)
+                continue
+            self.stats["memo_hits"] += 1
+            worth.hits += 1
         self.seconds[f"chain:{plan.layer}"] += time.perf_counter() - t0
 
     def _flush(self, plan: _Plan, queue: dict[tuple, _Waiting], k: int, faults: Sequence[Fault],
@@ -550,6 +577,11 @@ class CompiledEngine:
         if not done:
             self._whole(plan, keys, items, faults, results)
         self.seconds[f"downstream:{plan.end}"] += time.perf_counter() - t0
+        self._states_run[plan.end] += len(items)
+
+    def _downstream_per_state(self, end: str) -> float:
+        """Seconds one faulty state's downstream run from ``end`` has taken on average."""
+        return self.seconds[f"downstream:{end}"] / max(self._states_run[end], 1)
 
     def _whole(self, plan: _Plan, keys: list[tuple], items: list[_Waiting], faults: Sequence[Fault],
                results: list) -> bool:
@@ -584,7 +616,8 @@ class CompiledEngine:
     def _answer(self, keys: list[tuple], items: list[_Waiting], preds: list[Prediction], results: list) -> None:
         """Each waiting state's prediction to its faults and to the memo."""
         for key, w, pred in zip(keys, items, preds):
-            self._memo.put(key, pred)
+            if key[0] != "unkeyed":
+                self._memo.put(key, pred)
             for i in w.members:
                 results[i] = pred
         self.stats["downstream_runs"] += 1
