@@ -6,8 +6,9 @@ for gathering rows and the layers' calls on them; the whole-tensor path pays per
 state, with no gather. Which is cheaper depends on the share of pixels a fault changes (after
 ReLU about a third on the default U-Net, after a sigmoid nine in ten) and on the machine's
 kernels, so it is measured rather than fixed: the first batch at a chain end runs both paths
-twice, and the second (warm: the first compiles) call of each gives its time per unit of work,
-which predicts every later batch's cost on either. Both give the same outcomes; only the time
+three times, and the faster of the two warm calls of each (the first compiles; the machine's
+speed drifts) gives its time per unit of work, which predicts every later batch's cost on
+either. Both give the same outcomes; only the time
 differs.
 """
 
@@ -19,6 +20,12 @@ from collections.abc import Callable
 __all__ = ["PIXELS", "WHOLE", "PathTimes"]
 
 PIXELS, WHOLE = "pixels", "whole"
+
+
+def _timed(run: Callable[[], bool]) -> float:
+    t0 = time.perf_counter()
+    run()
+    return time.perf_counter() - t0
 
 
 class PathTimes:
@@ -33,13 +40,11 @@ class PathTimes:
         return len(self.per_unit) == 2
 
     def measure(self, runs: dict[str, tuple[Callable[[], bool], int]]) -> None:
-        """Each path's ``run`` (False: it could not run these states) twice, the second call
-        timed per its units of work."""
+        """Each path's ``run`` (False: it could not run these states) three times, the faster
+        of the last two timed per its units of work."""
         for path, (run, units) in runs.items():
-            run()
-            t0 = time.perf_counter()
-            ran = run()
-            self.per_unit[path] = (time.perf_counter() - t0) / max(units, 1) if ran else float("inf")
+            best = float("inf") if not run() else min(_timed(run) for _ in range(2))
+            self.per_unit[path] = best / max(units, 1)
 
     def choose(self, changed: int, whole: int) -> str:
         """The path predicted cheaper for a batch changing ``changed`` of its ``whole`` pixels."""
