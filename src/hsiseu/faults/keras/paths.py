@@ -8,8 +8,7 @@ ReLU about a third on the default U-Net, after a sigmoid nine in ten) and on the
 kernels, so it is measured rather than fixed: the first batch at a chain end runs both paths
 three times, and the faster of the two warm calls of each (the first compiles; the machine's
 speed drifts) gives its time per unit of work, which predicts every later batch's cost on
-either. Both give the same outcomes; only the time
-differs.
+either. Both give the same outcomes; only the time differs.
 """
 
 from __future__ import annotations
