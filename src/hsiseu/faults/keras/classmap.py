@@ -3,6 +3,7 @@ so that only uint8 class maps come back to the host."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import keras
@@ -81,8 +82,10 @@ def _classes_and_nonfinite(scores: Any) -> tuple[Any, Any]:
     return classes_op(scores), nonfinite_rows(scores)
 
 
+@functools.cache
 def decision(logits: bool):
-    """Compiled and fused: scores (..., C) to per-row classes and a flag, from the logits
+    """Compiled and fused (once per kind, shared by every downstream, so that each shape
+    compiles once): scores (..., C) to per-row classes and a flag, from the logits
     (:func:`classes_and_decided`: the flag says which rows they decide) or from the scores
     (:func:`classes_op`, the flag says which rows have a non-finite score). Fused because the
     class-by-class scan is a dozen elementwise ops per class: one pass over memory (about 3x

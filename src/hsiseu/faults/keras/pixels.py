@@ -61,7 +61,6 @@ class PixelTail:
         self.values = values_of(self.variables)
         self.rank = len(graph.nodes[end].layer.output.shape)
         self._fns: dict[int, Any] = {}
-        self._decide: Any = None
         self.trusted: dict[int, bool] = {}
 
     @property
@@ -120,8 +119,7 @@ class PixelTail:
             at += p
         rows[at:] = vectors[0]
         last = self._fn(length)(self.values, compiled.to_device(rows))
-        self._decide = self._decide or decision(self.split)
-        classes, flag = self._decide(last)
+        classes, flag = decision(self.split)(last)
         classes, flag = compiled.to_host(classes)[:total], compiled.to_host(flag)[:total]
         opened = 0
         if self.split:
