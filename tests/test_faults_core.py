@@ -74,12 +74,13 @@ def test_a_flip_in_place_is_the_flip_of_that_one_value():
 def test_memo_keys_stop_only_where_their_hashing_costs_more_than_hits_save():
     cheap, costly = MemoWorth(trial=4), MemoWorth(trial=4)
     for worth, hits in ((cheap, 1), (costly, 3)):
-        assert worth.pays(lambda: 1 / 0)  # the downstream's time is asked only at the trial's end
+        assert worth.pays()  # within the trial
         worth.hashed, worth.hits, worth.hash_seconds = 4, hits, 0.2
-    assert not cheap.pays(lambda: 0.1)  # 1 hit x 0.1 s saved < 0.2 s hashing
-    assert costly.pays(lambda: 0.1)  # 3 x 0.1 s >= 0.2 s
+        worth.ran(0.5, 5)  # 0.1 s a state downstream
+    assert not cheap.pays()  # 1 hit x 0.1 s saved < 0.2 s hashing
+    assert costly.pays()  # 3 x 0.1 s >= 0.2 s
     cheap.hits = 100
-    assert not cheap.pays(lambda: 0.1)  # decided once
+    assert not cheap.pays()  # decided once
 
 
 def test_leveugle_sample_sizes():

@@ -352,7 +352,7 @@ def test_equal_faulty_channels_share_one_downstream_run(monkeypatch):
     runs = fast.engine.stats["downstream_runs"]
     assert a == outcomes(fast, faults)
     assert fast.engine.stats["downstream_runs"] == runs
-    monkeypatch.setattr(MemoWorth, "pays", lambda self, per_state: False)  # where hashing does not pay
+    monkeypatch.setattr(MemoWorth, "pays", lambda self: False)  # where hashing does not pay
     unkeyed = KerasBackend(model, x, engine="fast")
     assert outcomes(unkeyed, faults) == a and unkeyed.engine.stats["memo_hits"] == 0
 

@@ -106,17 +106,23 @@ class MemoWorth:
     (the logits' decision after a 1x1 classifier: about 0.15 ms a fault, hashing its 64 KiB
     state 0.05 ms) and states rarely repeat (3 hits in 416 there), the hashes cost more than the
     hits save; after ``trial`` hashed states the measured saving (hits x the downstream's time
-    per state) is compared with the measured hashing time, once. Outcomes do not depend on it."""
+    per state, from :meth:`ran`) is compared with the measured hashing time, once. Outcomes do
+    not depend on it."""
 
     def __init__(self, trial: int = 256) -> None:
         self.trial = int(trial)
-        self.hashed = self.hits = 0
-        self.hash_seconds = 0.0
+        self.hashed = self.hits = self.states_run = 0
+        self.hash_seconds = self.downstream_seconds = 0.0
         self.verdict: bool | None = None
 
-    def pays(self, downstream_per_state: Callable[[], float]) -> bool:
-        """Whether to key the next state (``downstream_per_state``: the seconds one downstream
-        run of a state takes there, asked once, when the trial ends)."""
+    def ran(self, seconds: float, states: int) -> None:
+        """A downstream run of ``states`` states took ``seconds``."""
+        self.downstream_seconds += seconds
+        self.states_run += states
+
+    def pays(self) -> bool:
+        """Whether to key the next state."""
         if self.verdict is None and self.hashed >= self.trial:
-            self.verdict = self.hits * downstream_per_state() >= self.hash_seconds
+            per_state = self.downstream_seconds / max(self.states_run, 1)
+            self.verdict = self.hits * per_state >= self.hash_seconds
         return self.verdict is not False

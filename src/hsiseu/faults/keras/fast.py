@@ -183,7 +183,6 @@ class CompiledEngine:
         self._pixel_tails: dict[str, PixelTail | LogitTail | None] = {}
         self._path_times: defaultdict[str, PathTimes] = defaultdict(PathTimes)
         self._memo_worth: defaultdict[str, MemoWorth] = defaultdict(MemoWorth)
-        self._states_run: Counter[str] = Counter()  # states that went downstream, per chain end
         self.apart = SoftmaxApart.of(self.graph, self.host)
         self._gold_nonfinite: dict[int, bool] = {}  # per image chunk: any fault-free score NaN or inf
 
@@ -535,7 +534,7 @@ class CompiledEngine:
                 continue
             state = states[r]
             changed = None if pixels is None else pixels[r]
-            if not worth.pays(lambda: self._downstream_per_state(plan.end)):
+            if not worth.pays():
                 queue[("unkeyed", i)] = _Waiting(int(c[r]), state, [i], changed)
                 continue
             t1 = time.perf_counter()
@@ -576,12 +575,9 @@ class CompiledEngine:
             done = False
         if not done:
             self._whole(plan, keys, items, faults, results)
-        self.seconds[f"downstream:{plan.end}"] += time.perf_counter() - t0
-        self._states_run[plan.end] += len(items)
-
-    def _downstream_per_state(self, end: str) -> float:
-        """Seconds one faulty state's downstream run from ``end`` has taken on average."""
-        return self.seconds[f"downstream:{end}"] / max(self._states_run[end], 1)
+        took = time.perf_counter() - t0
+        self.seconds[f"downstream:{plan.end}"] += took
+        self._memo_worth[plan.end].ran(took, len(items))
 
     def _whole(self, plan: _Plan, keys: list[tuple], items: list[_Waiting], faults: Sequence[Fault],
                results: list) -> bool:
