@@ -31,7 +31,8 @@ For the faults of a layer L, in batches:
    of pixel vectors per batch, written over the fault-free class map; which of the two a batch
    takes follows the time each took per pixel at E (:mod:`~hsiseu.faults.keras.paths`). Where E
    is the closing softmax's input, each changed logit is decided against the fault-free others
-   (:mod:`~hsiseu.faults.keras.logits`).
+   (:mod:`~hsiseu.faults.keras.logits`); where E feeds that softmax's classifier, a changed
+   pixel whose move cannot turn its class (:mod:`~hsiseu.faults.keras.bound`) runs nothing.
 5. **Batch from a memory budget.** The batch size of E is the largest number of faults whose
    downstream activations fit in ``memory_mb`` (at most ``max_batch``); a partial last batch is
    padded so that each E compiles once.
@@ -62,6 +63,7 @@ import numpy as np
 from hsiseu.faults.bitflip import flip_at
 from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.keras import compiled
+from hsiseu.faults.keras.bound import ClassifierBound, kept
 from hsiseu.faults.keras.classmap import classes_op, decision
 from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
 from hsiseu.faults.keras.logits import LogitTail
@@ -181,6 +183,7 @@ class CompiledEngine:
         self._trusted: dict[tuple, bool] = {}
         self._batch: dict[str, int] = {}
         self._pixel_tails: dict[str, PixelTail | LogitTail | None] = {}
+        self._bounds: dict[str, ClassifierBound | None] = {}
         self._path_times: defaultdict[str, PathTimes] = defaultdict(PathTimes)
         self._memo_worth: defaultdict[str, MemoWorth] = defaultdict(MemoWorth)
         self.apart = SoftmaxApart.of(self.graph, self.host)
@@ -368,6 +371,23 @@ class CompiledEngine:
             self._pixel_tails[end] = tail
         return self._pixel_tails[end]
 
+    def safe_moves(self, end: str) -> np.ndarray | None:
+        """Per channel of ``end`` and pixel of the loaded images, how far a fault may move it
+        and keep the pixel's class (:mod:`~hsiseu.faults.keras.bound`), where ``end`` feeds the
+        classifier of the softmax apart; else None."""
+        if end not in self._bounds:
+            tail = self.pixel_tail(end)
+            self._bounds[end] = (ClassifierBound.of(tail, lambda v: self.stored[self._var_index[id(v)]])
+                                 if type(tail) is PixelTail else None)
+        bound = self._bounds[end]
+        if bound is None:
+            return None
+        key = f"{end}:safe moves"
+        if key not in self._host:
+            a, b = self.chunks[self._chunk]
+            self._host[key] = bound.thresholds(self.host(end), self.host(bound.logits), self.classes[a:b])
+        return self._host[key]
+
     def _values_of(self, variables: Sequence[keras.Variable]) -> list[Any]:
         return [self.values[self._var_index[id(v)]] for v in variables]
 
@@ -522,15 +542,26 @@ class CompiledEngine:
         else:
             c = np.zeros(len(batch), dtype=np.int32)
             states = end_out[None]
-        differs = _differs(states, self._gold_state(plan, c))
+        gold = self._gold_state(plan, c)
+        differs = _differs(states, gold)
         # the pixels each fault changed, kept for a downstream that runs only those
         pixels = (differs if plan.rule is not None else differs.any(axis=-1)) \
             if self.pixel_tail(plan.end) is not None else None
+        safe = self.safe_moves(plan.end) if pixels is not None and plan.rule is not None else None
+        if safe is not None:
+            with np.errstate(invalid="ignore", over="ignore"):
+                pixels = pixels & ~kept(states, gold, safe, c)
+            self.stats["pixels_kept_by_bound"] += int(np.count_nonzero(differs) - np.count_nonzero(pixels))
+            moved = pixels.reshape(len(part), -1).any(axis=1)
         worth = self._memo_worth[plan.end]
         for r, (i, masked) in enumerate(zip(part, ~differs.reshape(len(part), -1).any(axis=1))):
             if masked:
                 results[i] = UNCHANGED
                 self.stats["dropped_at_chain_end"] += 1
+                continue
+            if safe is not None and not moved[r]:
+                results[i] = UNCHANGED  # every changed pixel keeps its class
+                self.stats["kept_by_bound"] += 1
                 continue
             state = states[r]
             changed = None if pixels is None else pixels[r]

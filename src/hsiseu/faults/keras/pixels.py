@@ -96,6 +96,14 @@ class PixelTail:
                                                   self.host(self.apart.logits if self.split else self.output), length)
         return self.trusted[length]
 
+    def outputs(self, rows: np.ndarray) -> np.ndarray:
+        """The layers' own outputs (the logits, with the softmax apart) for host rows of
+        vectors at ``end``, through a compiled row length."""
+        length = row_length(len(rows))
+        padded = np.zeros((length, rows.shape[1]), rows.dtype)
+        padded[:len(rows)] = rows
+        return compiled.to_host(self._fn(length)(self.values, compiled.to_device(padded)))[:len(rows)]
+
     def run(self, gold_classes: np.ndarray, gold_nonfinite: bool,
             states: Sequence[tuple[int | None, np.ndarray, np.ndarray]]
             ) -> tuple[list[tuple[np.ndarray, bool]], int, int, int] | None:
