@@ -160,3 +160,13 @@ def test_engine_with_the_bound_gives_the_reference_outcomes(af, monkeypatch):
     real = bound_module.safe_moves
     monkeypatch.setattr(bound_module, "safe_moves", lambda *a: real(*a) * np.float32(1e4))
     assert outcomes(loose, faults) != want
+
+
+def test_cached_logits_that_stray_past_float32_rounding_allow_no_move():
+    layer, a = classifier(), fault_free_rows()
+    classes, _, _ = decide(layer, a)
+    kernel, bias = (w.reshape(-1, CLASSES) if w.ndim > 1 else w for w in layer.get_weights())
+    z = logits_of(layer, a)
+    assert (safe_moves(kernel, bias, a, z, classes) > 0).any()
+    coarse = (z.view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32)  # bfloat16's mantissa
+    assert not (safe_moves(kernel, bias, a, coarse, classes) > 0).any()

@@ -17,8 +17,8 @@ change no other pixel.
 The bound is a proof about the backend's arithmetic, not a second implementation of the
 layer: nothing here computes a logit that an outcome uses. Its one assumption, that the
 backend's classifier rounds as float32 arithmetic does (no bfloat16 or TF32 inside), is checked
-on probe rows through the layer's own call before use; a backend that fails it runs every
-changed pixel, as before.
+on probe rows through the layer's own call before use, and on every cached fault-free logit
+of the loaded images; a backend that fails either runs every changed pixel, as before.
 """
 
 from __future__ import annotations
@@ -39,12 +39,23 @@ _SMALL = 2.0 ** -100  # smaller moves may be flushed to zero on the host
 _BLOCK = 16384  # pixels per float64 block of the thresholds
 
 
-def _gamma(terms: int) -> float:
-    """Twice the classic bound on a float32 dot product's relative error (n u / (1 - n u)):
-    the second factor covers the host's float64 arithmetic on the bound itself (relative 2^-50
-    of the same sums)."""
-    nu = 2 * terms * _U
-    return nu / (1 - nu)
+def _rounding(w: np.ndarray, b: np.ndarray, a: np.ndarray, factor: float) -> np.ndarray:
+    """``factor`` times the classic bound on the rounding of a float32 dot product of C + 1
+    terms in any order, FMA or not (gamma_n = n u / (1 - n u) times sum_i |W_ik a_i| + |b_k|),
+    plus room for flushed subnormals; per row (pixel) and class. In float64 (the host's own
+    rounding of these sums is 2^-50 of them, which the factor covers)."""
+    n = w.shape[0] + 1
+    return (factor * n * _U / (1 - n * _U) * (np.abs(a) @ np.abs(w) + np.abs(b))
+            + _TINY * (n + np.abs(w).sum(axis=0)))
+
+
+def _off_float32(w: np.ndarray, b: np.ndarray, a: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """Per row, whether the layer's outputs ``got`` for inputs ``a`` stray past float32's
+    rounding bound from the exact values (float64 products of float32 values are exact)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        exact = a @ w + b
+        within = np.abs(got - exact) <= _rounding(w, b, a, 1 + 2.0 ** -20)  # NaN is not
+        return ~within.all(axis=1) & np.isfinite(exact).all(axis=1)
 
 
 def pointwise_affine(layer: keras.layers.Layer) -> bool:
@@ -68,7 +79,7 @@ def safe_moves(kernel: np.ndarray, bias: np.ndarray, inputs: np.ndarray, logits:
     to the fault-free one but for channel c, with |faulty - fault-free| < T there, has logits
     that the softmax apart decides for the fault-free class, with finite scores. 0 where no
     move is safe (a tie, a non-finite value, a pixel whose fault-free class the logits do not
-    decide).
+    decide), and everywhere when the cached logits themselves stray past float32's rounding.
 
     For the fault-free class t and every other class j, with m_j the fault-free lead
     z_t - z_j and E_k = gamma S_k + eta_k the rounding bound of logit k (S_k = sum_i
@@ -82,19 +93,25 @@ def safe_moves(kernel: np.ndarray, bias: np.ndarray, inputs: np.ndarray, logits:
     c = classes.reshape(-1)
     out = np.empty((channels, len(a)), np.float32)
     for lo in range(0, len(a), _BLOCK):  # pixels x C x classes in float64: bounded memory
-        out[:, lo:lo + _BLOCK] = _safe_block(kernel, bias, a[lo:lo + _BLOCK], z[lo:lo + _BLOCK], c[lo:lo + _BLOCK])
+        block = _safe_block(kernel, bias, a[lo:lo + _BLOCK], z[lo:lo + _BLOCK], c[lo:lo + _BLOCK])
+        if block is None:
+            return np.zeros_like(out)
+        out[:, lo:lo + _BLOCK] = block
     return out
 
 
 def _safe_block(kernel: np.ndarray, bias: np.ndarray, inputs: np.ndarray, logits: np.ndarray,
-                classes: np.ndarray) -> np.ndarray:
+                classes: np.ndarray) -> np.ndarray | None:
+    """The thresholds of a block of pixels; None when the cached logits themselves stray past
+    float32's rounding (the kernel that made them rounds coarser: no bound holds)."""
     channels = kernel.shape[0]
-    w = kernel.astype(np.float64)
+    w, b = kernel.astype(np.float64), bias.astype(np.float64)
     a, z = inputs.astype(np.float64), logits.astype(np.float64)
-    gamma = _gamma(channels + 1)
+    if _off_float32(w, b, a, z).any():
+        return None
+    gamma = 2 * (channels + 1) * _U / (1 - 2 * (channels + 1) * _U)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        err = gamma * (np.abs(a) @ np.abs(w) + np.abs(bias.astype(np.float64))) \
-            + _TINY * (channels + 1 + np.abs(w).sum(axis=0))
+        err = _rounding(w, b, a, 2.0)
         t = z.argmax(axis=1)
         rows = np.arange(len(z))
         zt, et = z[rows, t], err[rows, t]
@@ -167,16 +184,10 @@ class ClassifierBound:
 
     def rounds_as_float32(self, run: Callable[[np.ndarray], np.ndarray]) -> bool:
         """Whether ``run`` (host rows -> the layer's outputs) stays within the float32 rounding
-        bound on :func:`probe_rows`, against the exact values (float64 products of float32
-        values are exact; their sum errs by 2^-50 of the same sums)."""
+        bound on :func:`probe_rows`."""
         a = probe_rows(self.kernel, 256)
         got = run(a).astype(np.float64)
-        w, b = self.kernel.astype(np.float64), self.bias.astype(np.float64)
-        exact = a.astype(np.float64) @ w + b
-        n = self.kernel.shape[0] + 1
-        size = np.abs(a.astype(np.float64)) @ np.abs(w) + np.abs(b)
-        allowed = (n * _U / (1 - n * _U) + 2.0 ** -50) * size + _TINY * (n + np.abs(w).sum(axis=0))
-        return bool(np.all(np.abs(got - exact) <= allowed))
+        return not _off_float32(self.kernel.astype(np.float64), self.bias.astype(np.float64), a.astype(np.float64), got).any()
 
     def thresholds(self, inputs: np.ndarray, logits: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """:func:`safe_moves` of the loaded images: (C, N, ...) like a channel-major state."""
