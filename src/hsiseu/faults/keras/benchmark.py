@@ -158,7 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"= {100 * ratio / ceiling:.0f} % of it")
     st = engine.stats
     fallbacks = {k: v for k, v in cold_stats.items() if k.startswith("reference_")}
-    print(f"fast engine: {st['dropped_at_chain_end']} dropped at the chain end, {st['memo_hits']} memo hits, "
+    print(f"fast engine: {st['dropped_at_chain_end']} dropped at the chain end, {st['kept_by_bound']} answered "
+          f"unchanged by the classifier bound ({st['pixels_kept_by_bound']} changed pixels it kept, none run), "
+          f"{st['memo_hits']} memo hits, "
           f"{st['downstream_faults']} faults in {st['downstream_runs']} downstream calls "
           f"(mean {st['downstream_faults'] / max(st['downstream_runs'], 1):.1f}, {st['padded_downstream_slots']} "
           f"padding slots), {st['chain_runs']} chain calls; faults sent to the reference loop (cold run) "

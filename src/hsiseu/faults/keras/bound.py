@@ -148,8 +148,8 @@ def kept(states: np.ndarray, gold: np.ndarray, safe: np.ndarray, c: np.ndarray) 
 
 
 def probe_rows(kernel: np.ndarray, rows: int, seed: int = 0) -> np.ndarray:
-    """Input rows of magnitudes 1e-4 to 1e4, half of them cancelling: their first logit's
-    exact value near zero, where a coarser rounding shows most."""
+    """Input rows of magnitudes 1e-4 to 1e4, half of them with the first class's products
+    cancelling (a sum far below its terms, where a coarser rounding shows most)."""
     rng = np.random.default_rng(seed)
     channels = kernel.shape[0]
     scales = np.geomspace(1e-4, 1e4, 8).repeat(-(-rows // 8))[:rows]
