@@ -15,7 +15,7 @@ configure_tensorflow(1, 0)
 from hsiseu.faults import faultlist  # noqa: E402
 from hsiseu.faults.keras import bound as bound_module  # noqa: E402
 from hsiseu.faults.keras.backend import KerasBackend  # noqa: E402
-from hsiseu.faults.keras.bound import ClassifierBound, pointwise_affine, safe_moves  # noqa: E402
+from hsiseu.faults.keras.bound import ClassifierBound, moved, pointwise_affine, safe_moves, windows  # noqa: E402
 from hsiseu.faults.keras.classmap import classes_and_decided, classes_op  # noqa: E402
 
 from test_faults_engines import images, outcomes, tiny_model  # noqa: E402
@@ -57,12 +57,29 @@ def decide(layer, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return classes, finite, decided
 
 
-def moved(a: np.ndarray, c: int, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows with channel c moved by ``delta`` in float32, and the move as the engine
-    measures it (|faulty - fault-free| in float32)."""
+def move(a: np.ndarray, c: int, delta: np.ndarray, safe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows with channel c moved by ``delta`` in float32, and where the engine finds the
+    move inside the bound's window (or no move at all)."""
     b = a.copy()
     b[:, c] = (a[:, c].astype(np.float64) + delta).astype(np.float32)
-    return b, np.abs(b[:, c] - a[:, c])
+    differs = b[:, c].view(np.uint32) != a[:, c].view(np.uint32)
+    outside = moved(b[:, c][None], differs[None], windows(safe, np.ascontiguousarray(a.T)), np.array([c]))[0]
+    return b, ~outside
+
+
+def test_windows_compare_moves_exactly():
+    """A float32 value inside the window is less than the threshold away in exact arithmetic,
+    at every magnitude and right at the window's ends."""
+    rng = np.random.default_rng(4)
+    gold = (rng.normal(0, 1, (1, 20000)) * np.geomspace(1e-30, 1e30, 20000)).astype(np.float32)
+    safe = (np.abs(gold) * rng.uniform(1e-8, 2, gold.shape)).astype(np.float32)
+    lo, hi = windows(safe, gold)
+    up, down = np.float32(np.inf), np.float32(-np.inf)
+    for v in (lo, hi, np.nextafter(lo, down), np.nextafter(hi, up), np.nextafter(lo, up), np.nextafter(hi, down)):
+        inside = (v > lo) & (v < hi)
+        exact = np.abs(v.astype(np.float64) - gold.astype(np.float64)) < safe.astype(np.float64)
+        assert not (inside & ~exact).any()
+    assert ((np.nextafter(lo, up) > lo) & (np.nextafter(lo, up) < hi)).mean() > 0.99  # the ends are tight
 
 
 def test_every_move_the_bound_allows_keeps_the_class_through_the_layers_own_calls():
@@ -77,8 +94,8 @@ def test_every_move_the_bound_allows_keeps_the_class_through_the_layers_own_call
     for c in range(CHANNELS):
         for scale in (1 - 2.0 ** -20, 0.5, rng.uniform(0, 1, len(a))):
             for sign in (1.0, -1.0):
-                b, move = moved(a, c, sign * scale * safe[c].astype(np.float64))
-                inside = move < safe[c]
+                b, inside = move(a, c, sign * scale * safe[c].astype(np.float64), safe)
+                inside &= safe[c] > 0  # an empty window claims nothing (the pixel did not move)
                 got, ok, decided = decide(layer, b)
                 assert np.array_equal(got[inside], classes[inside])
                 assert ok[inside].all() and decided[inside].all()
@@ -98,7 +115,7 @@ def test_the_bound_is_tight_a_few_times_past_it_a_move_turns_the_class():
         live = safe[c] > 0
         either = np.zeros(len(a), bool)
         for sign in (1.0, -1.0):
-            b, _ = moved(a, c, sign * 4 * safe[c].astype(np.float64))
+            b, _ = move(a, c, sign * 4 * safe[c].astype(np.float64), safe)
             got, _, decided = decide(layer, b)
             either |= (got != classes) | ~decided
         turned += int((either & live).sum())
@@ -152,7 +169,7 @@ def test_engine_with_the_bound_gives_the_reference_outcomes(af, monkeypatch):
     want = outcomes(ref, faults)
     assert outcomes(fast, faults) == want
     st = fast.engine.stats
-    assert fast.engine.safe_moves(end) is not None
+    assert fast.engine.safe_windows(end) is not None
     assert st["kept_by_bound"] > 0 and st["pixels_kept_by_bound"] > 0
     assert st["pixel_downstream_faults"] > 0  # and the rest still ran
     # a bound 10^4 times too loose gives other outcomes: the comparison above can fail

@@ -30,7 +30,7 @@ import numpy as np
 
 from hsiseu.faults.keras.classmap import DECIDED_MARGIN
 
-__all__ = ["ClassifierBound", "kept", "pointwise_affine", "safe_moves"]
+__all__ = ["ClassifierBound", "moved", "pointwise_affine", "safe_moves", "windows"]
 
 _U = 2.0 ** -24  # float32's unit roundoff
 _TINY = 2.0 ** -124  # absorbs flushed subnormals, per term
@@ -130,20 +130,35 @@ def _safe_block(kernel: np.ndarray, bias: np.ndarray, inputs: np.ndarray, logits
               & (classes == t)[:, None] & np.isfinite(a).all(axis=1)[:, None])
         safe = np.where(ok, safe * (1 - 2.0 ** -20), 0.0).T
     out = safe.astype(np.float32)
-    # rounded toward zero; the float32 subtraction that measures a move (relative error 2^-24,
-    # inside the factor above) then cannot pass a move the bound does not allow
-    return np.where(out > safe, np.nextafter(out, np.float32(0)), out)
+    return np.where(out > safe, np.nextafter(out, np.float32(0)), out)  # rounded toward zero
 
 
-def kept(states: np.ndarray, gold: np.ndarray, safe: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Where faulty channel states (K, ...) moved less from the fault-free ones than the
-    thresholds ``safe`` (C, ...) of their channels ``c`` allow, measured as the float32
-    |faulty - fault-free| that :func:`safe_moves` allows for (NaN and inf never pass)."""
-    moves = np.subtract(states, gold)
-    np.abs(moves, out=moves)
-    out = np.empty(moves.shape, bool)
+def windows(safe: np.ndarray, gold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The open intervals (lo, hi), channel-major like ``safe`` (C, ...), that a value of a
+    fault-free channel-major state ``gold`` may move in by less than its threshold: gold -/+
+    safe, exact in float64 and rounded inward to float32, so that comparing a faulty value
+    with them is exact."""
+    g, t = gold.astype(np.float64), safe.astype(np.float64)
+    with np.errstate(over="ignore"):
+        lo, hi = (g - t).astype(np.float32), (g + t).astype(np.float32)
+    lo = np.where(lo < g - t, np.nextafter(lo, np.float32(np.inf)), lo)
+    hi = np.where(hi > g + t, np.nextafter(hi, np.float32(-np.inf)), hi)
+    return lo, hi
+
+
+def moved(states: np.ndarray, differs: np.ndarray, window: tuple[np.ndarray, np.ndarray],
+          c: np.ndarray) -> np.ndarray:
+    """Of the values where faulty channel states (K, ...) differ from the fault-free ones,
+    those outside their channel's window (:func:`windows`; NaN never inside)."""
+    lo, hi = window
+    out = np.empty(states.shape, bool)
+    inside = np.empty(states.shape[1:], bool)
+    above = np.empty(states.shape[1:], bool)
     for r, channel in enumerate(c):
-        np.less(moves[r], safe[channel], out=out[r])
+        np.greater(states[r], lo[channel], out=above)
+        np.less(states[r], hi[channel], out=inside)
+        inside &= above
+        np.greater(differs[r], inside, out=out[r])  # differs and not inside
     return out
 
 
@@ -189,7 +204,9 @@ class ClassifierBound:
         got = run(a).astype(np.float64)
         return not _off_float32(self.kernel.astype(np.float64), self.bias.astype(np.float64), a.astype(np.float64), got).any()
 
-    def thresholds(self, inputs: np.ndarray, logits: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        """:func:`safe_moves` of the loaded images: (C, N, ...) like a channel-major state."""
+    def windows(self, inputs: np.ndarray, logits: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`windows` of :func:`safe_moves` for the loaded images: (C, N, ...) each, like
+        a channel-major state."""
         safe = safe_moves(self.kernel, self.bias, inputs, logits, classes)
-        return safe.reshape((len(safe),) + inputs.shape[:-1])
+        gold = np.moveaxis(inputs, -1, 0).reshape(safe.shape)
+        return tuple(w.reshape((len(safe),) + inputs.shape[:-1]) for w in windows(safe, gold))

@@ -63,7 +63,7 @@ import numpy as np
 from hsiseu.faults.bitflip import flip_at
 from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.keras import compiled
-from hsiseu.faults.keras.bound import ClassifierBound, kept
+from hsiseu.faults.keras.bound import ClassifierBound, moved
 from hsiseu.faults.keras.classmap import classes_op, decision
 from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
 from hsiseu.faults.keras.logits import LogitTail
@@ -176,6 +176,7 @@ class CompiledEngine:
         self._exact: dict[int, bool] = {}
         self.cache: dict[str, Any] = {}
         self._host: dict[str, np.ndarray] = {}
+        self._windows: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # per chain end, of the loaded images
         self._load(0)
         self._plans: dict[str, _Plan | None] = {}
         self._chains: dict[str, tuple[Any, list]] = {}
@@ -201,6 +202,7 @@ class CompiledEngine:
         self.cache = dict(zip(self._names, self._every(self.values, x_dev)))
         self.cache[self.graph.input] = x_dev
         self._host = {}
+        self._windows = {}
         self._chunk, self.n = i, b - a
         if i not in self._exact:
             want = np.asarray(self.reference.scores[a:b], np.float32)
@@ -371,10 +373,10 @@ class CompiledEngine:
             self._pixel_tails[end] = tail
         return self._pixel_tails[end]
 
-    def safe_moves(self, end: str) -> np.ndarray | None:
-        """Per channel of ``end`` and pixel of the loaded images, how far a fault may move it
-        and keep the pixel's class (:mod:`~hsiseu.faults.keras.bound`), where ``end`` feeds the
-        classifier of the softmax apart; else None."""
+    def safe_windows(self, end: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per channel of ``end`` and pixel of the loaded images, the window a fault may move
+        it in and keep the pixel's class (:mod:`~hsiseu.faults.keras.bound`), where ``end``
+        feeds the classifier of the softmax apart; else None."""
         if end not in self._bounds:
             tail = self.pixel_tail(end)
             self._bounds[end] = (ClassifierBound.of(tail, lambda v: self.stored[self._var_index[id(v)]])
@@ -382,11 +384,10 @@ class CompiledEngine:
         bound = self._bounds[end]
         if bound is None:
             return None
-        key = f"{end}:safe moves"
-        if key not in self._host:
+        if end not in self._windows:
             a, b = self.chunks[self._chunk]
-            self._host[key] = bound.thresholds(self.host(end), self.host(bound.logits), self.classes[a:b])
-        return self._host[key]
+            self._windows[end] = bound.windows(self.host(end), self.host(bound.logits), self.classes[a:b])
+        return self._windows[end]
 
     def _values_of(self, variables: Sequence[keras.Variable]) -> list[Any]:
         return [self.values[self._var_index[id(v)]] for v in variables]
@@ -547,19 +548,18 @@ class CompiledEngine:
         # the pixels each fault changed, kept for a downstream that runs only those
         pixels = (differs if plan.rule is not None else differs.any(axis=-1)) \
             if self.pixel_tail(plan.end) is not None else None
-        safe = self.safe_moves(plan.end) if pixels is not None and plan.rule is not None else None
-        if safe is not None:
-            with np.errstate(invalid="ignore", over="ignore"):
-                pixels = pixels & ~kept(states, gold, safe, c)
+        window = self.safe_windows(plan.end) if pixels is not None and plan.rule is not None else None
+        if window is not None:
+            pixels = moved(states, differs, window, c)
             self.stats["pixels_kept_by_bound"] += int(np.count_nonzero(differs) - np.count_nonzero(pixels))
-            moved = pixels.reshape(len(part), -1).any(axis=1)
+            turns = pixels.reshape(len(part), -1).any(axis=1)
         worth = self._memo_worth[plan.end]
         for r, (i, masked) in enumerate(zip(part, ~differs.reshape(len(part), -1).any(axis=1))):
             if masked:
                 results[i] = UNCHANGED
                 self.stats["dropped_at_chain_end"] += 1
                 continue
-            if safe is not None and not moved[r]:
+            if window is not None and not turns[r]:
                 results[i] = UNCHANGED  # every changed pixel keeps its class
                 self.stats["kept_by_bound"] += 1
                 continue
