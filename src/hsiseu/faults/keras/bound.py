@@ -35,7 +35,6 @@ __all__ = ["ClassifierBound", "moved", "pointwise_affine", "safe_moves", "window
 _U = 2.0 ** -24  # float32's unit roundoff
 _TINY = 2.0 ** -124  # absorbs flushed subnormals, per term
 _HUGE = 2.0 ** 100  # logits kept below this: their sum over classes cannot overflow float32
-_SMALL = 2.0 ** -100  # smaller moves may be flushed to zero on the host
 _BLOCK = 16384  # pixels per float64 block of the thresholds
 
 
@@ -123,10 +122,10 @@ def _safe_block(kernel: np.ndarray, bias: np.ndarray, inputs: np.ndarray, logits
         ratio[rows, :, t] = np.inf  # the class itself is no rival
         safe = ratio.min(axis=2)
         # the logits stay far from float32's overflow, so their sum (the decision's finiteness
-        # test) stays finite; the pixel's fault-free class is the one its logits name; and a
-        # move too small for float32's normal range is not measured (a flushed subnormal)
+        # test) stays finite; and the pixel's fault-free class is the one its logits name (a
+        # subnormal input that the kernel flushes to zero moves a term by less than eta)
         safe = np.minimum(safe, _HUGE / np.maximum(np.abs(w).max(axis=1), _TINY)[None])
-        ok = (np.isfinite(safe) & (safe > _SMALL) & np.all(np.abs(z) + 2 * err < _HUGE, axis=1)[:, None]
+        ok = (np.isfinite(safe) & np.all(np.abs(z) + 2 * err < _HUGE, axis=1)[:, None]
               & (classes == t)[:, None] & np.isfinite(a).all(axis=1)[:, None])
         safe = np.where(ok, safe * (1 - 2.0 ** -20), 0.0).T
     out = safe.astype(np.float32)
