@@ -16,7 +16,7 @@ from hsiseu.faults import campaign, faultlist  # noqa: E402
 from hsiseu.faults.keras.backend import KerasBackend  # noqa: E402
 from hsiseu.faults.keras import compiled  # noqa: E402
 from hsiseu.faults.keras.classmap import DECIDED_MARGIN, classes_and_decided, decision, nonfinite_rows  # noqa: E402
-from hsiseu.faults.keras.fast import CompiledEngine, classes_op  # noqa: E402
+from hsiseu.faults.keras.fast import CompiledEngine, classes_op, smaller_batches  # noqa: E402
 from hsiseu.faults.keras.graph import UnsupportedModel, keeps_pixels  # noqa: E402
 from hsiseu.faults.keras.logits import LogitTail  # noqa: E402
 from hsiseu.faults.keras.paths import PIXELS, WHOLE, PathTimes  # noqa: E402
@@ -164,8 +164,8 @@ def test_image_chunks_give_the_reference_outcomes_and_bound_the_cache():
 
 
 def test_shapes_that_do_not_reproduce_the_cache_fall_back_exactly(monkeypatch):
-    """Were a kernel's bits to depend on the batch size, the engine halves the batch down to one
-    fault per call (the reference's shapes); a chain that does not reproduce the cache
+    """Were a kernel's bits to depend on the batch size, the engine takes smaller batches down to
+    one fault per call (the reference's shapes); a chain that does not reproduce the cache
     sends its faults to the reference loop. Outcomes stay the reference's either way."""
     model, x = tiny_model("sigmoid", seed=3), images(2)
     ref = KerasBackend(model, x, engine="reference")
@@ -175,7 +175,7 @@ def test_shapes_that_do_not_reproduce_the_cache_fall_back_exactly(monkeypatch):
     monkeypatch.setattr(CompiledEngine, "_down_trusted", lambda self, plan, k: k == 1 and real(self, plan, k))
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
-    assert fast.engine.stats["downstream_batch_halved"] > 0
+    assert fast.engine.stats["downstream_batch_refused"] > 0
     st = fast.engine.stats
     assert st["downstream_faults"] - st["pixel_downstream_faults"] == st["downstream_runs"] - st["pixel_downstream_runs"]
     real_chain = CompiledEngine._chain_fn
@@ -188,6 +188,25 @@ def test_shapes_that_do_not_reproduce_the_cache_fall_back_exactly(monkeypatch):
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
     assert fast.engine.stats["reference_untrusted_chain"] == len(faults)
+
+
+def test_the_largest_batch_that_reproduces_the_cache_is_found_below_the_budget(monkeypatch):
+    """Batch sizes reproduce the cache in no order (on an AMD EPYC's pruned model 3, 4, 6, 12,
+    16 did and 2, 5, 8, 11, 23 did not): where only 3 faults per call would, the engine finds
+    them, where halving from the budget would have ended at one."""
+    model, x = tiny_model("relu", seed=2), images(2)
+    ref = KerasBackend(model, x, engine="reference")
+    _, faults = sample(ref, per_cell=1, seed=6, bits=[30, 23, 22])
+    real = CompiledEngine._down_trusted
+    monkeypatch.setattr(CompiledEngine, "_down_trusted", lambda self, plan, k: k in (1, 3) and real(self, plan, k))
+    fast = KerasBackend(model, x, engine="fast", memory_mb=0.5)
+    assert outcomes(fast, faults) == outcomes(ref, faults)
+    engine = fast.engine
+    plans = {p.layer: p for p in map(engine.plan, {f.set for f in faults}) if p is not None}
+    whole = [p for p in plans.values() if engine.pixel_tail(p.end) is None]
+    assert whole and all(engine.batch_size(p) > 3 for p in whole)
+    assert {engine.dense_batch(p) for p in whole} == {3}
+    assert smaller_batches(23) == [16, 12, 8, 6, 4, 3, 2, 1] and smaller_batches(1) == []
 
 
 def test_changed_pixels_only_where_no_later_layer_mixes_pixels(monkeypatch):
