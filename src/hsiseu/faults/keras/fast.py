@@ -43,8 +43,9 @@ Exactness is the reference loop's, checked rather than assumed: the cache must r
 reference's fault-free scores bit for bit, and every compiled function is run once on
 fault-free values and must reproduce the cache before it is trusted (a chain once per layer, a
 downstream once per end and batch size). A downstream batch size that fails is replaced by
-the next smaller of a ladder until one passes (one fault per call has the reference's shapes); a chain that fails, a layer with several inputs and a cache
-that differs send their faults to the reference loop. ``stats`` counts all of it.
+the next smaller of a ladder until one passes (one fault per call has the reference's shapes);
+a chain that fails, a layer with several inputs and a cache that differs send their faults to
+the reference loop. ``stats`` counts all of it.
 """
 
 from __future__ import annotations
