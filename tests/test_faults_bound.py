@@ -34,6 +34,12 @@ def classifier(seed: int = 0) -> keras.layers.Conv2D:
     return layer
 
 
+def weights_of(layer) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier's kernel as (C, classes) and its bias."""
+    kernel, bias = layer.get_weights()
+    return kernel.reshape(-1, CLASSES), bias
+
+
 def logits_of(layer, rows: np.ndarray) -> np.ndarray:
     return keras.ops.convert_to_numpy(layer(rows[None, None])).reshape(len(rows), CLASSES)
 
@@ -85,7 +91,7 @@ def test_windows_compare_moves_exactly():
 def test_every_move_the_bound_allows_keeps_the_class_through_the_layers_own_calls():
     layer, a = classifier(), fault_free_rows()
     classes, finite, _ = decide(layer, a)
-    kernel, bias = (w.reshape(-1, CLASSES) if w.ndim > 1 else w for w in layer.get_weights())
+    kernel, bias = weights_of(layer)
     safe = safe_moves(kernel, bias, a, logits_of(layer, a), classes)
     assert safe.shape == (CHANNELS, len(a)) and safe.dtype == np.float32
     assert (safe > 0).mean() > 0.9  # near-ties and the tie rows are the rest
@@ -108,7 +114,7 @@ def test_the_bound_is_tight_a_few_times_past_it_a_move_turns_the_class():
     undecided or of another class: the bound gives up little, and the test above can fail."""
     layer, a = classifier(), fault_free_rows()
     classes, _, _ = decide(layer, a)
-    kernel, bias = (w.reshape(-1, CLASSES) if w.ndim > 1 else w for w in layer.get_weights())
+    kernel, bias = weights_of(layer)
     safe = safe_moves(kernel, bias, a, logits_of(layer, a), classes)
     turned, total = 0, 0
     for c in range(CHANNELS):
@@ -125,7 +131,7 @@ def test_the_bound_is_tight_a_few_times_past_it_a_move_turns_the_class():
 
 def test_a_backend_that_rounds_coarser_than_float32_is_refused():
     layer = classifier()
-    kernel, bias = (w.reshape(-1, CLASSES) if w.ndim > 1 else w for w in layer.get_weights())
+    kernel, bias = weights_of(layer)
     bound = ClassifierBound(kernel, bias, "logits")
     assert bound.rounds_as_float32(lambda rows: logits_of(layer, rows))
 
@@ -182,7 +188,7 @@ def test_engine_with_the_bound_gives_the_reference_outcomes(af, monkeypatch):
 def test_cached_logits_that_stray_past_float32_rounding_allow_no_move():
     layer, a = classifier(), fault_free_rows()
     classes, _, _ = decide(layer, a)
-    kernel, bias = (w.reshape(-1, CLASSES) if w.ndim > 1 else w for w in layer.get_weights())
+    kernel, bias = weights_of(layer)
     z = logits_of(layer, a)
     assert (safe_moves(kernel, bias, a, z, classes) > 0).any()
     coarse = (z.view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32)  # bfloat16's mantissa

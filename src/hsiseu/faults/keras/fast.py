@@ -71,7 +71,7 @@ from hsiseu.faults.keras.logits import LogitTail
 from hsiseu.faults.keras.paths import PIXELS, WHOLE, PathTimes
 from hsiseu.faults.keras.pixels import PixelTail
 from hsiseu.faults.keras.reference import NaiveLoop
-from hsiseu.faults.keras.softmax import SoftmaxApart
+from hsiseu.faults.keras.softmax import SoftmaxApart, next_rung
 from hsiseu.faults.outcomes import Prediction
 from hsiseu.faults.shared import UNCHANGED, Memo, MemoWorth, state_digest
 
@@ -146,12 +146,12 @@ def _scatter(gold: Any, cols: Any, c: Any, k: int) -> Any:
 
 def smaller_batches(k: int) -> list[int]:
     """The batch sizes tried below ``k`` where ``k`` does not reproduce the cache, largest
-    first: the powers of two and their midpoints (..., 16, 12, 8, 6, 4, 3, 2, 1), twice as many
-    as halving tries and a few compiled shapes per chain end at most."""
+    first: the rungs of the compiled shapes' ladder (:func:`~hsiseu.faults.keras.softmax.next_rung`:
+    ..., 16, 12, 8, 6, 4, 3, 2, 1), twice as many as halving tries."""
     out, n = [], 1
     while n < k:
         out.append(n)
-        n = n * 3 // 2 if n > 1 and n & (n - 1) == 0 else (n // 3 * 4 if n > 2 else n + 1)
+        n = next_rung(n)
     return out[::-1]
 
 

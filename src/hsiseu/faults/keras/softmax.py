@@ -28,19 +28,27 @@ from hsiseu.faults.keras import compiled
 from hsiseu.faults.keras.classmap import DECIDED_MARGIN, classes_and_decided, classes_op, is_softmax, nonfinite_rows
 from hsiseu.faults.keras.graph import LayerGraph
 
-__all__ = ["SHORTEST_ROW", "SoftmaxApart", "row_length", "rows_reproduce"]
+__all__ = ["SHORTEST_ROW", "SoftmaxApart", "next_rung", "row_length", "rows_reproduce"]
 
 #: The shortest row compiled: shorter batches are padded, so that few lengths are traced.
 SHORTEST_ROW = 256
 
 
+def next_rung(n: int) -> int:
+    """The next of 1, 2, 3, 4, 6, 8, 12, 16, ... (powers of two and their midpoints): the
+    ladder of compiled shapes, a few per octave."""
+    if n == 1:
+        return 2
+    return n * 3 // 2 if n & (n - 1) == 0 else n // 3 * 4
+
+
 def row_length(pixels: int) -> int:
     """The compiled row length for ``pixels`` pixels: the next of 256, 384, 512, 768, 1024, ...
-    (powers of two and their midpoints), so that padding wastes a fifth of a call at most on
-    average while a campaign traces a few lengths."""
+    (:func:`next_rung`), so that padding wastes a fifth of a call at most on average while a
+    campaign traces a few lengths."""
     n = SHORTEST_ROW
     while n < pixels:
-        n = n * 3 // 2 if n & (n - 1) == 0 else n // 3 * 4
+        n = next_rung(n)
     return n
 
 
