@@ -3,6 +3,8 @@ study's U-Net and on other Keras models; shortcuts that do not reproduce the cac
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 import pandas as pd
@@ -207,6 +209,65 @@ def test_the_largest_batch_that_reproduces_the_cache_is_found_below_the_budget(m
     assert whole and all(engine.batch_size(p) > 3 for p in whole)
     assert {engine.dense_batch(p) for p in whole} == {3}
     assert smaller_batches(23) == [16, 12, 8, 6, 4, 3, 2, 1] and smaller_batches(1) == []
+
+
+class NoPrice(dict):
+    """Rung prices that record every compile as free, so that every rung is bought at once."""
+
+    def __setitem__(self, key, seconds):
+        super().__setitem__(key, 0.0)
+
+
+def test_a_partial_batch_takes_a_smaller_rung_once_its_padding_has_paid_for_the_compile(monkeypatch):
+    """Ski rental: a last batch of 2 runs padded to the end's batch size, renting the rung of 2,
+    until the padding paid reaches what the end's first compile took; then that rung is bought
+    (compiled and checked), and one that does not reproduce the cache passes the rent on to the
+    next. Bought at once, rungs waste fewer slots for the same outcomes."""
+    model, x = tiny_model("relu", seed=2), images(2)
+    ref = KerasBackend(model, x, engine="reference")
+    _, faults = sample(ref, per_cell=1, seed=6, bits=[30, 23, 22])
+    engine = KerasBackend(model, x, engine="fast", memory_mb=0.5).engine
+    plan = next(p for p in map(engine.plan, sorted({f.set for f in faults}))
+                if p is not None and engine.pixel_tail(p.end) is None)
+    k, end = engine.dense_batch(plan), (plan.end, plan.rule is not None, engine.n)
+    assert k > 4 and engine._rung_price[end] > 0
+    assert engine.fitted_batch(plan, k) == (k, None) and engine.fitted_batch(plan, 2) == (k, 2)
+    real = CompiledEngine._down_trusted
+    monkeypatch.setattr(CompiledEngine, "_down_trusted", lambda self, plan, r: r != 2 and real(self, plan, r))
+    engine._rent[(*end, 2)] = engine._rung_price[end]
+    assert engine.fitted_batch(plan, 2) == (k, 3)  # 2 bought and refused: 3 rents now
+    engine._rent[(*end, 3)] = engine._rung_price[end]
+    assert engine.fitted_batch(plan, 2) == (3, None) and engine.fitted_batch(plan, 3) == (3, None)
+    assert engine.fitted_batch(plan, 4) == (k, 4) and engine.stats["downstream_rungs_bought"] == 2
+    monkeypatch.undo()
+
+    want, padded = outcomes(ref, faults), {}
+    for free in (False, True):
+        fast = KerasBackend(model, x, engine="fast", memory_mb=0.5)
+        fast.engine._pass = {0: math.inf}  # no partial batch by the reference loop
+        if free:
+            fast.engine._rung_price = NoPrice()
+        assert outcomes(fast, faults) == want
+        padded[free] = fast.engine.stats["padded_downstream_slots"]
+        assert (fast.engine.stats["downstream_rungs_bought"] > 0) == free
+    assert padded[True] < padded[False]
+
+
+def test_a_partial_batch_goes_to_the_reference_loop_where_its_passes_cost_less_than_a_padded_call():
+    """A state or two left over at an early chain end would pay for a whole padded call; the
+    reference loop answers them for a pass each, compiled already and exact by definition. The
+    choice follows the two measured times (here set: a free pass, then a prohibitive one)."""
+    model, x = tiny_model("relu", seed=2), images(2)
+    ref = KerasBackend(model, x, engine="reference")
+    _, faults = sample(ref, per_cell=1, seed=6, bits=[30, 23, 22])
+    want, by_reference = outcomes(ref, faults), {}
+    for pass_seconds in (0.0, math.inf):
+        fast = KerasBackend(model, x, engine="fast", memory_mb=0.5)
+        fast.engine._pass = {0: pass_seconds}
+        assert outcomes(fast, faults) == want
+        by_reference[pass_seconds] = fast.engine.stats["partial_faults_by_reference"]
+        assert not any(k.startswith("reference_") for k in fast.engine.stats)
+    assert by_reference[0.0] > 0 and by_reference[math.inf] == 0
 
 
 def test_changed_pixels_only_where_no_later_layer_mixes_pixels(monkeypatch):

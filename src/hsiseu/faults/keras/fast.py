@@ -35,7 +35,8 @@ For the faults of a layer L, in batches:
    pixel whose move cannot turn its class (:mod:`~hsiseu.faults.keras.bound`) runs nothing.
 5. **Batch from a memory budget.** The batch size of E is the largest number of faults whose
    downstream activations fit in ``memory_mb`` (at most ``max_batch``); a partial last batch is
-   padded so that each E compiles once.
+   padded to it, or to a smaller size of the ladder once the padding has cost as much as a
+   compile (:meth:`CompiledEngine.fitted_batch`), so that each E compiles a few shapes.
 6. **Image chunks** (``image_chunk``): the cache holds one chunk of test images at a time,
    rebuilt per call and chunk, so that memory is bounded at paper scale.
 
@@ -68,7 +69,7 @@ from hsiseu.faults.keras.bound import ClassifierBound, moved
 from hsiseu.faults.keras.classmap import classes_op, decision
 from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
 from hsiseu.faults.keras.logits import LogitTail
-from hsiseu.faults.keras.paths import PIXELS, WHOLE, PathTimes
+from hsiseu.faults.keras.paths import PIXELS, WHOLE, PathTimes, timed
 from hsiseu.faults.keras.pixels import PixelTail
 from hsiseu.faults.keras.reference import NaiveLoop
 from hsiseu.faults.keras.softmax import SoftmaxApart, next_rung
@@ -193,7 +194,11 @@ class CompiledEngine:
         self._plans: dict[str, _Plan | None] = {}
         self._chains: dict[str, tuple[Any, list]] = {}
         self._downs: dict[tuple[str, bool, int, int], tuple[Any, list[str], list]] = {}
-        self._trusted: dict[tuple, bool] = {}
+        self._trusted: dict[tuple, Any] = {}
+        self._rung_price: dict[tuple, float] = {}  # per (end, channel, images): seconds the first trust check took
+        self._rent: Counter[tuple] = Counter()  # per (end, channel, images, rung): seconds of padding paid for want of it
+        self._full_call: dict[tuple, float] = {}  # per (end, channel, images): fastest call at the full batch size
+        self._pass: dict[int, float] = {}  # per image chunk: the reference loop's fastest fault-free pass
         self._batch: dict[str, int] = {}
         self._pixel_tails: dict[str, PixelTail | LogitTail | None] = {}
         self._bounds: dict[str, ClassifierBound | None] = {}
@@ -421,19 +426,55 @@ class CompiledEngine:
         AMD EPYC's pruned ReLU model 3, 4, 6, 12 and 16 faults per call do, 2, 5, 8, 11 and 23
         do not, so halving from its budget of 23 ended at one. One fault per call has the
         reference's own shape, so it is always exact."""
-        channel = plan.rule is not None
-        key = ("down_k", plan.end, channel, self.n)
+        key = ("down_k", plan.end, plan.rule is not None, self.n)
         if key not in self._trusted:
             k = self.batch_size(plan)
+            t0 = time.perf_counter()
             for k in [k, *smaller_batches(k)]:
-                if k == 1 or self._down_trusted(plan, k):
+                if k == 1 or self._rung_trusted(plan, k):
                     break
                 self.stats["downstream_batch_refused"] += 1
             self._trusted[key] = k
+            self._rung_price[key[1:]] = time.perf_counter() - t0
             if k < self.batch_size(plan):
                 log.info("downstream of %s: %d faults per call (a batch of %d does not reproduce the cache)",
                          plan.end, k, self.batch_size(plan))
         return self._trusted[key]
+
+    def _rung_trusted(self, plan: _Plan, k: int) -> bool:
+        """Whether the downstream of ``plan``'s chain end reproduces the cache at ``k`` faults
+        per call (checked once per end, batch size and image chunk size)."""
+        key = ("dense", plan.end, plan.rule is not None, self.n, k)
+        if key not in self._trusted:
+            self._trusted[key] = self._down_trusted(plan, k)
+        return self._trusted[key]
+
+    def fitted_batch(self, plan: _Plan, n: int) -> tuple[int, int | None]:
+        """Faults per call for a last batch of ``n`` waiting states, and the smaller rung it
+        rents (pays padding for) if any. Padding a few states up to the full batch wastes
+        the rest of the call, and a chain end hit rarely sees mostly such batches (one per
+        image chunk and checkpoint chunk); a smaller rung of the ladder wastes less but has to
+        compile and earn trust once. Ski rental decides: a rung is bought once the padding paid
+        for want of it reaches what the end's first compile took, so a campaign pays at most
+        twice what the better of the two choices would have cost in hindsight."""
+        k = self.dense_batch(plan)
+        r = 1
+        while r < n:
+            r = next_rung(r)
+        end = (plan.end, plan.rule is not None, self.n)
+        while r < k:
+            key = ("dense", *end, r)
+            if key in self._trusted:
+                if self._trusted[key]:
+                    return r, None
+            elif self._rent[(*end, r)] >= self._rung_price[end]:
+                self.stats["downstream_rungs_bought"] += 1
+                if self._rung_trusted(plan, r):
+                    return r, None
+            else:
+                return k, r
+            r = next_rung(r)
+        return k, None
 
     def _down_trusted(self, plan: _Plan, k: int) -> bool:
         channel = plan.rule is not None
@@ -446,12 +487,8 @@ class CompiledEngine:
 
     def _downstream(self, plan: _Plan, c: np.ndarray, states: np.ndarray, k: int):
         fn, skips, values = self._down_fn(plan.end, plan.rule is not None, k)
-        if k == 1:
-            key = ("down", plan.end, plan.rule is not None, self.n)
-            if key not in self._trusted:
-                self._trusted[key] = self._down_trusted(plan, 1)
-            if not self._trusted[key]:
-                return None
+        if k == 1 and not self._rung_trusted(plan, 1):
+            return None
         classes, flag, out = fn(values, compiled.to_device(states), compiled.to_device(c),
                                 self.cache[plan.end], [self.cache[s] for s in skips])
         classes, flag = (compiled.to_host(a).reshape(k, -1, *a.shape[1:]) for a in (classes, flag))
@@ -628,11 +665,40 @@ class CompiledEngine:
 
     def _whole(self, plan: _Plan, keys: list[tuple], items: list[_Waiting], faults: Sequence[Fault],
                results: list) -> bool:
-        """The waiting states' predictions from whole tensors, in batches the cache trusts."""
+        """The waiting states' predictions from whole tensors, in batches the cache trusts; a
+        partial batch at the full size goes to the reference loop instead where that costs
+        less (:meth:`_taxi`)."""
         k = self.dense_batch(plan)
+        end = (plan.end, plan.rule is not None, self.n)
         for a in range(0, len(items), k):
-            self._dense(plan, keys[a:a + k], items[a:a + k], k, faults, results)
+            part_keys, part = keys[a:a + k], items[a:a + k]
+            size, renting = self.fitted_batch(plan, len(part))
+            taxi = size == k and len(part) < k and self._taxi(end, len(part))
+            t0 = time.perf_counter()
+            if taxi:
+                self._answer(part_keys, part, [self.reference.one(faults[w.members[0]], [self._chunk]) for w in part],
+                             results)
+                self.stats["partial_faults_by_reference"] += len(part)
+            else:
+                self._dense(plan, part_keys, part, size, faults, results)
+            took = time.perf_counter() - t0
+            if size == k and not taxi:
+                self._full_call[end] = min(self._full_call.get(end, took), took)
+            if renting is not None:
+                self._rent[(*end, renting)] += max(0.0, took - self._full_call[end] * renting / k)
         return True
+
+    def _taxi(self, end: tuple, n: int) -> bool:
+        """Whether ``n`` faulty states cost less as ``n`` passes of the reference loop (compiled
+        already, exact by definition) than as one downstream call padded to the full size: at
+        an early chain end, one or two states left over would otherwise pay for a call of
+        twenty. Both times are measured: the end's fastest full call, the reference's fastest
+        fault-free pass over the loaded images."""
+        if end not in self._full_call:
+            return False
+        if self._chunk not in self._pass:
+            self._pass[self._chunk] = min(timed(lambda: self.reference.scores_of([self._chunk])) for _ in range(2))
+        return n * self._pass[self._chunk] < self._full_call[end]
 
     def _by_pixels(self, plan: _Plan, tail: PixelTail | LogitTail, keys: list[tuple], items: list[_Waiting],
                    results: list) -> bool:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-__all__ = ["PIXELS", "WHOLE", "PathTimes"]
+__all__ = ["PIXELS", "WHOLE", "PathTimes", "timed"]
 
 PIXELS, WHOLE = "pixels", "whole"
 
 
-def _timed(run: Callable[[], bool]) -> float:
+def timed(run: Callable[[], object]) -> float:
+    """Wall seconds of one call of ``run``."""
     t0 = time.perf_counter()
     run()
     return time.perf_counter() - t0
@@ -42,7 +43,7 @@ class PathTimes:
         """Each path's ``run`` (False: it could not run these states) three times, the faster
         of the last two timed per its units of work."""
         for path, (run, units) in runs.items():
-            best = float("inf") if not run() else min(_timed(run) for _ in range(2))
+            best = float("inf") if not run() else min(timed(run) for _ in range(2))
             self.per_unit[path] = best / max(units, 1)
 
     def choose(self, changed: int, whole: int) -> str:

@@ -44,11 +44,13 @@ class NaiveLoop:
         x = np.ascontiguousarray(x, dtype=np.float32)
         self.chunks = image_chunks(len(x), image_chunk)
         self.x = [compiled.to_device(x[a:b]) for a, b in self.chunks]
-        self.scores = self._scores()
+        self.scores = self.scores_of()
         self.golden = prediction_from_scores(self.scores)
         self.classes = self.golden.classes
 
-    def _scores(self, chunks: Sequence[int] | None = None) -> np.ndarray:
+    def scores_of(self, chunks: Sequence[int] | None = None) -> np.ndarray:
+        """The model's scores on all test images, or on the listed image chunks, with the
+        variables as they are now."""
         ids = range(len(self.chunks)) if chunks is None else chunks
         return np.concatenate([compiled.to_host(self.call(self.x[i])) for i in ids])
 
@@ -59,7 +61,7 @@ class NaiveLoop:
         flip_at(faulty, fault.index, fault.bit)
         var.assign(faulty)
         try:
-            return prediction_from_scores(self._scores(chunks))
+            return prediction_from_scores(self.scores_of(chunks))
         finally:
             var.assign(stored)
 
