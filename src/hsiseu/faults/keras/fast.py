@@ -7,7 +7,10 @@ For the faults of a layer L, in batches:
    BatchNorm, depthwise convolutions: :class:`~hsiseu.faults.keras.graph.ChannelRule`), output
    channel c of L depends on the weights' slice c only, so faults in *distinct* channels are put
    into one copy of the weights, each flip in its own channel, and one call of L itself, at the
-   fault-free shapes, gives each its faulty channel. A layer without a rule is called once per
+   fault-free shapes, gives each its faulty channel; where the chain (below) is the layer alone
+   and its output channel sits on every weight's last axis (the 1x1 classifier), several such
+   copies run side by side in one call of a wider copy of the layer
+   (:mod:`~hsiseu.faults.keras.copies`). A layer without a rule is called once per
    fault, its faulty weight substituted. Weights are substituted through Keras's
    ``StatelessScope``; the model's variables are never written.
 2. **The channel chain.** The pass-through layers after L (BatchNorm, activations, pooling:
@@ -67,6 +70,7 @@ from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.keras import compiled
 from hsiseu.faults.keras.bound import ClassifierBound, moved
 from hsiseu.faults.keras.classmap import classes_op, decision
+from hsiseu.faults.keras.copies import LayerCopies, side_by_side
 from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
 from hsiseu.faults.keras.logits import LogitTail
 from hsiseu.faults.keras.paths import PIXELS, WHOLE, PathTimes, timed
@@ -268,20 +272,80 @@ class CompiledEngine:
                 self._plans[layer_name] = _Plan(layer_name, rule, chain, node.inputs[0])
         return self._plans[layer_name]
 
-    def _faulty_weights(self, plan: _Plan, faults: Sequence[Fault]) -> list[Any]:
-        """The faulty layer's weights, in its own order, with every fault of ``faults`` flipped
-        (in distinct channels: they never meet). Only the flipped ones are copied to the device;
-        the others are the stored values already there."""
-        layer = self.graph.nodes[plan.layer].layer
-        index = {v.name: self._var_index[id(v)] for v in layer.weights}
+    def _flipped(self, plan: _Plan, faults: Sequence[Fault]) -> dict[str, np.ndarray]:
+        """Host copies of the faulty layer's weights that ``faults`` flip, by weight name, with
+        every fault flipped (in distinct channels: they never meet)."""
+        index = {v.name: self._var_index[id(v)] for v in self.graph.nodes[plan.layer].layer.weights}
         copied: dict[str, np.ndarray] = {}
         for fault in faults:
             wname = fault.set.split("/", 1)[1]
             if wname not in copied:
                 copied[wname] = self.stored[index[wname]].copy()
             flip_at(copied[wname], fault.index, fault.bit)
-        return [compiled.to_device(copied[v.name]) if v.name in copied else self.values[index[v.name]]
-                for v in layer.weights]
+        return copied
+
+    def _faulty_weights(self, plan: _Plan, faults: Sequence[Fault]) -> list[Any]:
+        """The faulty layer's weights, in its own order, with ``faults`` flipped. Only the
+        flipped ones are copied to the device; the others are the stored values already there."""
+        copied = self._flipped(plan, faults)
+        return [compiled.to_device(copied[v.name]) if v.name in copied else self.values[self._var_index[id(v)]]
+                for v in self.graph.nodes[plan.layer].layer.weights]
+
+    def copies_per_call(self, plan: _Plan) -> int:
+        """How many batches of ``plan``'s faults share one chain call: several only where the
+        chain is the faulty layer alone and its copies run side by side
+        (:mod:`~hsiseu.faults.keras.copies`), as many as the memory budget holds of its output
+        (at most ``max_batch``, a size of the ladder)."""
+        key = ("copies", plan.layer)
+        if key not in self._trusted:
+            most = 1
+            if plan.chain == [plan.layer] and side_by_side(self.graph.nodes[plan.layer].layer):
+                fit = min(self.max_batch, self.memory_bytes // max(self.host(plan.end).nbytes, 1))
+                while next_rung(most) <= fit:
+                    most = next_rung(most)
+            self._trusted[key] = most
+        return self._trusted[key]
+
+    def _copies(self, plan: _Plan, k: int) -> LayerCopies | None:
+        """The layer's ``k`` copies side by side, where ``k`` fault-free copies reproduce the
+        cache bit for bit (checked once per layer, width and image chunk size)."""
+        key = ("wide", plan.layer, k, self.n)
+        if key not in self._trusted:
+            layer = self.graph.nodes[plan.layer].layer
+            wide = LayerCopies(layer, k)
+            stored = [self.stored[self._var_index[id(v)]] for v in layer.weights]
+            out = wide([stored] * k, self.cache[plan.input])
+            self._trusted[key] = wide if _same_bits(out, np.broadcast_to(self.host(plan.end), out.shape)).all() else None
+            if self._trusted[key] is None:
+                log.info("%d copies of %s side by side do not reproduce the cache: one call per batch", k, plan.layer)
+        return self._trusted[key]
+
+    def _chained(self, plan: _Plan, faults: Sequence[Fault], parts: list[list[int]]
+                 ) -> Iterator[tuple[list[int], np.ndarray | None]]:
+        """Each batch of faults with the chain end's output it gives (None: the chain is not
+        trusted), several batches to a call where the layer's copies run side by side."""
+        most = self.copies_per_call(plan)
+        for a in range(0, len(parts), most):
+            group = parts[a:a + most]
+            k = 1
+            while k < len(group):
+                k = next_rung(k)
+            t0 = time.perf_counter()
+            wide = self._copies(plan, k) if k > 1 else None
+            if wide is None:
+                outs = [self._chain(plan, [faults[i] for i in part]) for part in group]
+            else:
+                layer = self.graph.nodes[plan.layer].layer
+                copies = []
+                for part in group:
+                    copied = self._flipped(plan, [faults[i] for i in part])
+                    copies.append([copied[v.name] if v.name in copied else self.stored[self._var_index[id(v)]]
+                                   for v in layer.weights])
+                outs = list(wide(copies, self.cache[plan.input]))
+            self.stats["chain_runs"] += len(group) if wide is None else 1
+            self.stats["chain_batches_side_by_side"] += 0 if wide is None else len(group)
+            self.seconds[f"chain:{plan.layer}"] += time.perf_counter() - t0
+            yield from zip(group, outs)
 
     def _chain_fn(self, plan: _Plan):
         """Compiled: the faulty layer with substituted weights, then the pass-through layers,
@@ -564,8 +628,8 @@ class CompiledEngine:
                 k = self.down_batch(plan)
                 qkey = (plan.end, plan.rule is not None)
                 plans.setdefault(qkey, plan)
-                for part in self._chain_batches(plan, faults, group):
-                    self._through_chain(plan, faults, part, results, queues[qkey])
+                for part, end_out in self._chained(plan, faults, self._chain_batches(plan, faults, group)):
+                    self._through_chain(plan, faults, part, end_out, results, queues[qkey])
                     while len(queues[qkey]) >= k:
                         self._flush(plan, queues[qkey], k, faults, results)
             i = j
@@ -581,15 +645,15 @@ class CompiledEngine:
         self.stats[reason] += len(idx)
         self.seconds[f"reference:{self.layer_of[faults[idx[0]].set]}"] += time.perf_counter() - t0
 
-    def _through_chain(self, plan: _Plan, faults: Sequence[Fault], part: list[int], results: list,
-                       queue: dict[tuple, _Waiting]) -> None:
-        t0 = time.perf_counter()
-        batch = [faults[i] for i in part]
-        end_out = self._chain(plan, batch)
+    def _through_chain(self, plan: _Plan, faults: Sequence[Fault], part: list[int], end_out: np.ndarray | None,
+                       results: list, queue: dict[tuple, _Waiting]) -> None:
+        """A batch of faults from the chain end's output they give: dropped, answered by the
+        bound or the memo, or queued for the downstream."""
         if end_out is None:
             self._by_reference(faults, part, results, "reference_untrusted_chain")
             return
-        self.stats["chain_runs"] += 1
+        t0 = time.perf_counter()
+        batch = [faults[i] for i in part]
         if plan.rule is not None:
             c = np.array([self._channel_of(plan, f) for f in batch], dtype=np.int32)
             states = _channels(end_out, c)
