@@ -268,7 +268,7 @@ def test_a_partial_batch_goes_to_the_reference_loop_where_its_passes_cost_less_t
         fast = KerasBackend(model, x, engine="fast", memory_mb=0.5)
         fast.engine._pass = {0: pass_seconds}
         assert outcomes(fast, faults) == want
-        by_reference[pass_seconds] = fast.engine.stats["partial_faults_by_reference"]
+        by_reference[pass_seconds] = fast.engine.stats["partial_states_by_reference"]
         assert not any(k.startswith("reference_") for k in fast.engine.stats)
     assert by_reference[0.0] > 0 and by_reference[math.inf] == 0
 

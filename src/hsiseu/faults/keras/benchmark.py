@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{fallbacks or 'none'}; batch sizes refused because they did not reproduce the cache: "
           f"{cold_stats.get('downstream_batch_refused', 0)}; partial batches: smaller sizes bought "
           f"{cold_stats.get('downstream_rungs_bought', 0)} (cold) + {st['downstream_rungs_bought']} (warm), "
-          f"{st['partial_faults_by_reference']} faults by the reference loop (warm); changed pixels only (batch marked p): "
+          f"{st['partial_states_by_reference']} states by the reference loop (warm); changed pixels only (batch marked p): "
           f"{st['pixel_downstream_faults']} faults, {st['pixel_rows']} pixel rows; softmax apart: it ran on "
           f"{st['softmax_pixels']} of the {st['logit_pixels']} pixels whose logits the engine classed "
           "(the logits decided the rest)")

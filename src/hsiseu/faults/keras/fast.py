@@ -76,7 +76,7 @@ from hsiseu.faults.keras.logits import LogitTail
 from hsiseu.faults.keras.paths import PIXELS, WHOLE, PathTimes, timed
 from hsiseu.faults.keras.pixels import PixelTail
 from hsiseu.faults.keras.reference import NaiveLoop
-from hsiseu.faults.keras.softmax import SoftmaxApart, next_rung
+from hsiseu.faults.keras.softmax import SoftmaxApart, next_rung, rung_at_least
 from hsiseu.faults.outcomes import Prediction
 from hsiseu.faults.shared import UNCHANGED, Memo, MemoWorth, state_digest
 
@@ -327,9 +327,7 @@ class CompiledEngine:
         most = self.copies_per_call(plan)
         for a in range(0, len(parts), most):
             group = parts[a:a + most]
-            k = 1
-            while k < len(group):
-                k = next_rung(k)
+            k = rung_at_least(len(group))
             t0 = time.perf_counter()
             wide = self._copies(plan, k) if k > 1 else None
             if wide is None:
@@ -522,9 +520,7 @@ class CompiledEngine:
         for want of it reaches what the end's first compile took, so a campaign pays at most
         twice what the better of the two choices would have cost in hindsight."""
         k = self.dense_batch(plan)
-        r = 1
-        while r < n:
-            r = next_rung(r)
+        r = rung_at_least(n)
         end = (plan.end, plan.rule is not None, self.n)
         while r < k:
             key = ("dense", *end, r)
@@ -731,28 +727,28 @@ class CompiledEngine:
                results: list) -> bool:
         """The waiting states' predictions from whole tensors, in batches the cache trusts; a
         partial batch at the full size goes to the reference loop instead where that costs
-        less (:meth:`_taxi`)."""
+        less (:meth:`_cheaper_by_reference`)."""
         k = self.dense_batch(plan)
         end = (plan.end, plan.rule is not None, self.n)
         for a in range(0, len(items), k):
             part_keys, part = keys[a:a + k], items[a:a + k]
             size, renting = self.fitted_batch(plan, len(part))
-            taxi = size == k and len(part) < k and self._taxi(end, len(part))
+            by_reference = size == k and len(part) < k and self._cheaper_by_reference(end, len(part))
             t0 = time.perf_counter()
-            if taxi:
+            if by_reference:
                 self._answer(part_keys, part, [self.reference.one(faults[w.members[0]], [self._chunk]) for w in part],
                              results)
-                self.stats["partial_faults_by_reference"] += len(part)
+                self.stats["partial_states_by_reference"] += len(part)
             else:
                 self._dense(plan, part_keys, part, size, faults, results)
             took = time.perf_counter() - t0
-            if size == k and not taxi:
+            if size == k and not by_reference:
                 self._full_call[end] = min(self._full_call.get(end, took), took)
             if renting is not None:
                 self._rent[(*end, renting)] += max(0.0, took - self._full_call[end] * renting / k)
         return True
 
-    def _taxi(self, end: tuple, n: int) -> bool:
+    def _cheaper_by_reference(self, end: tuple, n: int) -> bool:
         """Whether ``n`` faulty states cost less as ``n`` passes of the reference loop (compiled
         already, exact by definition) than as one downstream call padded to the full size: at
         an early chain end, one or two states left over would otherwise pay for a call of

@@ -28,7 +28,7 @@ from hsiseu.faults.keras import compiled
 from hsiseu.faults.keras.classmap import DECIDED_MARGIN, classes_and_decided, classes_op, is_softmax, nonfinite_rows
 from hsiseu.faults.keras.graph import LayerGraph
 
-__all__ = ["SHORTEST_ROW", "SoftmaxApart", "next_rung", "row_length", "rows_reproduce"]
+__all__ = ["SHORTEST_ROW", "SoftmaxApart", "next_rung", "row_length", "rows_reproduce", "rung_at_least"]
 
 #: The shortest row compiled: shorter batches are padded, so that few lengths are traced.
 SHORTEST_ROW = 256
@@ -42,14 +42,19 @@ def next_rung(n: int) -> int:
     return n * 3 // 2 if n & (n - 1) == 0 else n // 3 * 4
 
 
+def rung_at_least(n: int, start: int = 1) -> int:
+    """The first rung of the ladder from ``start`` (:func:`next_rung`) that holds ``n``."""
+    rung = start
+    while rung < n:
+        rung = next_rung(rung)
+    return rung
+
+
 def row_length(pixels: int) -> int:
     """The compiled row length for ``pixels`` pixels: the next of 256, 384, 512, 768, 1024, ...
     (:func:`next_rung`), so that padding wastes a fifth of a call at most on average while a
     campaign traces a few lengths."""
-    n = SHORTEST_ROW
-    while n < pixels:
-        n = next_rung(n)
-    return n
+    return rung_at_least(pixels, SHORTEST_ROW)
 
 
 def rows_reproduce(run, source: np.ndarray, target: np.ndarray, length: int) -> bool:
