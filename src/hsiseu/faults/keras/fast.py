@@ -73,7 +73,7 @@ from hsiseu.faults.keras.classmap import classes_op, decision
 from hsiseu.faults.keras.copies import LayerCopies, side_by_side
 from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
 from hsiseu.faults.keras.logits import LogitTail
-from hsiseu.faults.keras.paths import PIXELS, WHOLE, PathTimes, timed
+from hsiseu.faults.keras.paths import PIXELS, WHOLE, PathTimes, wall_seconds
 from hsiseu.faults.keras.pixels import PixelTail
 from hsiseu.faults.keras.reference import NaiveLoop
 from hsiseu.faults.keras.softmax import SoftmaxApart, next_rung, rung_at_least
@@ -757,7 +757,7 @@ class CompiledEngine:
         if end not in self._full_call:
             return False
         if self._chunk not in self._pass:
-            self._pass[self._chunk] = min(timed(lambda: self.reference.scores_of([self._chunk])) for _ in range(2))
+            self._pass[self._chunk] = min(wall_seconds(lambda: self.reference.scores_of([self._chunk])) for _ in range(2))
         return n * self._pass[self._chunk] < self._full_call[end]
 
     def _by_pixels(self, plan: _Plan, tail: PixelTail | LogitTail, keys: list[tuple], items: list[_Waiting],

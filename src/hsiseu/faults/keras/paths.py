@@ -16,12 +16,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-__all__ = ["PIXELS", "WHOLE", "PathTimes", "timed"]
+__all__ = ["PIXELS", "WHOLE", "PathTimes", "wall_seconds"]
 
 PIXELS, WHOLE = "pixels", "whole"
 
 
-def timed(run: Callable[[], object]) -> float:
+def wall_seconds(run: Callable[[], object]) -> float:
     """Wall seconds of one call of ``run``."""
     t0 = time.perf_counter()
     run()
@@ -43,7 +43,7 @@ class PathTimes:
         """Each path's ``run`` (False: it could not run these states) three times, the faster
         of the last two timed per its units of work."""
         for path, (run, units) in runs.items():
-            best = float("inf") if not run() else min(timed(run) for _ in range(2))
+            best = float("inf") if not run() else min(wall_seconds(run) for _ in range(2))
             self.per_unit[path] = best / max(units, 1)
 
     def choose(self, changed: int, whole: int) -> str:
