@@ -17,7 +17,7 @@ configure_tensorflow(1, 0)
 from hsiseu.faults import campaign, faultlist  # noqa: E402
 from hsiseu.faults.keras.backend import KerasBackend  # noqa: E402
 from hsiseu.faults.keras import compiled  # noqa: E402
-from hsiseu.faults.keras.copies import LayerCopies, side_by_side  # noqa: E402
+from hsiseu.faults.keras.copies import ChainCopies, side_by_side  # noqa: E402
 from hsiseu.faults.keras.classmap import DECIDED_MARGIN, classes_and_decided, decision, nonfinite_rows  # noqa: E402
 from hsiseu.faults.keras.fast import CompiledEngine, classes_op, smaller_batches  # noqa: E402
 from hsiseu.faults.keras.graph import UnsupportedModel, keeps_pixels  # noqa: E402
@@ -188,8 +188,8 @@ def test_shapes_that_do_not_reproduce_the_cache_fall_back_exactly(monkeypatch):
         return (lambda weights, rest_values, x_in: fn(weights, rest_values, x_in) + 1.0), rest
 
     monkeypatch.setattr(CompiledEngine, "_chain_fn", off_by_one)
-    real_copies = LayerCopies.__call__
-    monkeypatch.setattr(LayerCopies, "__call__", lambda self, copies, x: real_copies(self, copies, x) + 1.0)
+    real_copies = ChainCopies.__call__
+    monkeypatch.setattr(ChainCopies, "__call__", lambda self, copies, x: real_copies(self, copies, x) + 1.0)
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
     assert fast.engine.stats["reference_untrusted_chain"] == len(faults)
@@ -273,30 +273,40 @@ def test_a_partial_batch_goes_to_the_reference_loop_where_its_passes_cost_less_t
     assert by_reference[0.0] > 0 and by_reference[math.inf] == 0
 
 
-def test_batches_of_the_classifier_run_side_by_side_in_one_wider_call(monkeypatch):
-    """The 1x1 classifier's faults (a batch per distinct-channel set) share one call of a copy
-    of the layer with several times its channels, once fault-free copies reproduce the cache;
-    a width that does not (here perturbed by one ulp) runs one call per batch; outcomes are the
-    reference's either way. Only convolutions and dense layers with the channel on every
-    weight's last axis run side by side."""
+def test_batches_of_a_channel_chain_run_side_by_side_in_one_wider_call(monkeypatch):
+    """The faults of a chain (a convolution, its BatchNorm and activation; the 1x1 classifier),
+    a batch per distinct-channel set, share one call of a copy of the chain with several times
+    its channels, once fault-free copies reproduce the cache; a width that does not (here
+    perturbed by one ulp) runs one call per batch; outcomes are the reference's either way.
+    Only convolutions, dense layers and BatchNorm with the channel on every weight's last axis
+    run side by side."""
     L = keras.layers
-    assert side_by_side(L.Conv2D(4, 1)) and side_by_side(L.Dense(3)) and side_by_side(L.Conv1D(2, 3, use_bias=False))
-    for layer in (L.Conv2DTranspose(4, 2), L.DepthwiseConv2D(3), L.Conv2D(4, 1, groups=2), L.BatchNormalization(),
-                  L.Conv2D(4, 1, activation="softmax")):
-        assert not side_by_side(layer), layer
+
+    def called(layer, shape=(8, 8, 4)):
+        layer(keras.Input(shape))
+        return layer
+
+    for layer in (L.Conv2D(4, 1), L.Dense(3), L.Conv1D(2, 3, use_bias=False), L.BatchNormalization()):
+        assert side_by_side(called(layer, (8, 4) if isinstance(layer, L.Conv1D) else (8, 8, 4))), layer
+    for layer in (L.Conv2DTranspose(4, 2), L.DepthwiseConv2D(3), L.Conv2D(4, 1, groups=2),
+                  L.Conv2D(4, 1, activation="softmax"), L.BatchNormalization(axis=1)):
+        assert not side_by_side(called(layer)), layer
     model, x = tiny_model("sigmoid", seed=3), images(2)
-    ref = KerasBackend(model, x, engine="reference")
-    sets = [s.name for s in ref.parameter_sets() if s.layer == "cnv_out"]
+    ref = KerasBackend(model, x, engine="reference", include_moving_stats=True)
+    layers = ("cnv_out", "cnv_3", "bn_3")
+    sets = [s.name for s in ref.parameter_sets() if s.layer in layers]
     frame = faultlist.generate(ref.parameter_sets(), sampling={"fixed_n": 12}, bits=[31, 30, 29, 22, 5], seed=8)
     faults = [f for f in faultlist.faults_of(frame) if f.set in sets]
     want = outcomes(ref, faults)
-    fast = KerasBackend(model, x, engine="fast")
+    fast = KerasBackend(model, x, engine="fast", include_moving_stats=True)
     assert outcomes(fast, faults) == want
     st = fast.engine.stats
     assert st["chain_batches_side_by_side"] > st["chain_runs"] > 0
-    real = LayerCopies.__call__
-    monkeypatch.setattr(LayerCopies, "__call__", lambda self, copies, x: np.nextafter(real(self, copies, x), np.inf))
-    fast = KerasBackend(model, x, engine="fast")
+    assert {fast.engine.plan(f.set).layer for f in faults} == set(layers)
+    assert all(fast.engine.copies_per_call(fast.engine.plan(f.set)) > 1 for f in faults)
+    real = ChainCopies.__call__
+    monkeypatch.setattr(ChainCopies, "__call__", lambda self, copies, x: np.nextafter(real(self, copies, x), np.inf))
+    fast = KerasBackend(model, x, engine="fast", include_moving_stats=True)
     assert outcomes(fast, faults) == want
     assert fast.engine.stats["chain_batches_side_by_side"] == 0 and fast.engine.stats["chain_runs"] > st["chain_runs"]
 

@@ -7,10 +7,10 @@ For the faults of a layer L, in batches:
    BatchNorm, depthwise convolutions: :class:`~hsiseu.faults.keras.graph.ChannelRule`), output
    channel c of L depends on the weights' slice c only, so faults in *distinct* channels are put
    into one copy of the weights, each flip in its own channel, and one call of L itself, at the
-   fault-free shapes, gives each its faulty channel; where the chain (below) is the layer alone
-   and its output channel sits on every weight's last axis (the 1x1 classifier), several such
-   copies run side by side in one call of a wider copy of the layer
-   (:mod:`~hsiseu.faults.keras.copies`). A layer without a rule is called once per
+   fault-free shapes, gives each its faulty channel; where every layer of the chain (below)
+   with weights holds its output channel on each weight's last axis (convolutions, dense
+   layers, BatchNorm), several such copies run side by side in one call of a wider copy of the
+   chain (:mod:`~hsiseu.faults.keras.copies`). A layer without a rule is called once per
    fault, its faulty weight substituted. Weights are substituted through Keras's
    ``StatelessScope``; the model's variables are never written.
 2. **The channel chain.** The pass-through layers after L (BatchNorm, activations, pooling:
@@ -70,7 +70,7 @@ from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.keras import compiled
 from hsiseu.faults.keras.bound import ClassifierBound, moved
 from hsiseu.faults.keras.classmap import classes_op, decision
-from hsiseu.faults.keras.copies import LayerCopies, side_by_side
+from hsiseu.faults.keras.copies import ChainCopies, side_by_side
 from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
 from hsiseu.faults.keras.logits import LogitTail
 from hsiseu.faults.keras.paths import PIXELS, WHOLE, PathTimes, wall_seconds
@@ -292,29 +292,37 @@ class CompiledEngine:
                 for v in self.graph.nodes[plan.layer].layer.weights]
 
     def copies_per_call(self, plan: _Plan) -> int:
-        """How many batches of ``plan``'s faults share one chain call: several only where the
-        chain is the faulty layer alone and its copies run side by side
-        (:mod:`~hsiseu.faults.keras.copies`), as many as the memory budget holds of its output
-        (at most ``max_batch``, a size of the ladder)."""
+        """How many batches of ``plan``'s faults share one chain call: several where the chain's
+        layers with weights run side by side (:mod:`~hsiseu.faults.keras.copies`), as many as
+        the memory budget holds of its output (at most ``max_batch``, a size of the ladder)."""
         key = ("copies", plan.layer)
         if key not in self._trusted:
             most = 1
-            if plan.chain == [plan.layer] and side_by_side(self.graph.nodes[plan.layer].layer):
+            if plan.rule is not None and all(side_by_side(layer) for layer in self._chain_layers(plan) if layer.weights):
                 fit = min(self.max_batch, self.memory_bytes // max(self.host(plan.end).nbytes, 1))
                 while next_rung(most) <= fit:
                     most = next_rung(most)
             self._trusted[key] = most
         return self._trusted[key]
 
-    def _copies(self, plan: _Plan, k: int) -> LayerCopies | None:
-        """The layer's ``k`` copies side by side, where ``k`` fault-free copies reproduce the
+    def _chain_layers(self, plan: _Plan) -> list[keras.layers.Layer]:
+        return [self.graph.nodes[n].layer for n in plan.chain]
+
+    def _chain_copy(self, plan: _Plan, faults: Sequence[Fault]) -> list[list[np.ndarray]]:
+        """One copy of the chain's weights (host arrays, per layer with weights) with ``faults``
+        flipped in the faulty layer's."""
+        copied = self._flipped(plan, faults)
+        layers = self._chain_layers(plan)
+        return [[copied[v.name] if v.name in copied and layer is layers[0] else self.stored[self._var_index[id(v)]]
+                 for v in layer.weights] for layer in layers if layer.weights]
+
+    def _copies(self, plan: _Plan, k: int) -> ChainCopies | None:
+        """The chain's ``k`` copies side by side, where ``k`` fault-free copies reproduce the
         cache bit for bit (checked once per layer, width and image chunk size)."""
         key = ("wide", plan.layer, k, self.n)
         if key not in self._trusted:
-            layer = self.graph.nodes[plan.layer].layer
-            wide = LayerCopies(layer, k)
-            stored = [self.stored[self._var_index[id(v)]] for v in layer.weights]
-            out = wide([stored] * k, self.cache[plan.input])
+            wide = ChainCopies(self._chain_layers(plan), k)
+            out = wide([self._chain_copy(plan, [])] * k, self.cache[plan.input])
             self._trusted[key] = wide if _same_bits(out, np.broadcast_to(self.host(plan.end), out.shape)).all() else None
             if self._trusted[key] is None:
                 log.info("%d copies of %s side by side do not reproduce the cache: one call per batch", k, plan.layer)
@@ -333,13 +341,8 @@ class CompiledEngine:
             if wide is None:
                 outs = [self._chain(plan, [faults[i] for i in part]) for part in group]
             else:
-                layer = self.graph.nodes[plan.layer].layer
-                copies = []
-                for part in group:
-                    copied = self._flipped(plan, [faults[i] for i in part])
-                    copies.append([copied[v.name] if v.name in copied else self.stored[self._var_index[id(v)]]
-                                   for v in layer.weights])
-                outs = list(wide(copies, self.cache[plan.input]))
+                outs = list(wide([self._chain_copy(plan, [faults[i] for i in part]) for part in group],
+                                 self.cache[plan.input]))
             self.stats["chain_runs"] += len(group) if wide is None else 1
             self.stats["chain_batches_side_by_side"] += 0 if wide is None else len(group)
             self.seconds[f"chain:{plan.layer}"] += time.perf_counter() - t0
