@@ -294,12 +294,14 @@ class CompiledEngine:
     def copies_per_call(self, plan: _Plan) -> int:
         """How many batches of ``plan``'s faults share one chain call: several where the chain's
         layers with weights run side by side (:mod:`~hsiseu.faults.keras.copies`), as many as
-        the memory budget holds of its output (at most ``max_batch``, a size of the ladder)."""
+        the memory budget holds of its largest tensor (at most ``max_batch``, a size of the
+        ladder)."""
         key = ("copies", plan.layer)
         if key not in self._trusted:
             most = 1
             if plan.rule is not None and all(side_by_side(layer) for layer in self._chain_layers(plan) if layer.weights):
-                fit = min(self.max_batch, self.memory_bytes // max(self.host(plan.end).nbytes, 1))
+                largest = max(4 * math.prod(self.cache[n].shape) for n in [plan.input, *plan.chain])
+                fit = min(self.max_batch, self.memory_bytes // largest)
                 while next_rung(most) <= fit:
                     most = next_rung(most)
             self._trusted[key] = most
