@@ -42,12 +42,18 @@ def side_by_side(layer: keras.layers.Layer) -> bool:
         v.name in rule.axes and rule.axes[v.name] % len(v.shape) == len(v.shape) - 1 for v in layer.weights)
 
 
+def _width_key(layer: keras.layers.Layer) -> str | None:
+    """The config key of ``layer``'s output channels, or None where they are its input's
+    (BatchNorm, weightless layers)."""
+    config = layer.get_config()
+    return next((key for key in ("filters", "units") if key in config), None)
+
+
 def _wider(layer: keras.layers.Layer, k: int) -> keras.layers.Layer:
     """``layer`` with ``k`` times its output channels (itself, where it has no weights)."""
     if not layer.weights:
         return layer
-    config = layer.get_config()
-    width = next((key for key in ("filters", "units") if key in config), None)
+    config, width = layer.get_config(), _width_key(layer)
     if width is not None:
         config[width] = int(config[width]) * k
     wide = type(layer).from_config({**config, "name": f"{layer.name}_x{k}"})
@@ -64,7 +70,7 @@ class ChainCopies:
         self.k, self.channels = int(k), int(layers[-1].output.shape[-1])
         self.steps = [_wider(layer, self.k) for layer in layers]
         # a first layer that keeps its input's channels (BatchNorm) reads them k times over
-        self.tiled = not any(key in layers[0].get_config() for key in ("filters", "units"))
+        self.tiled = _width_key(layers[0]) is None
         self._fn = compiled.compile_fn(self._run)
 
     def _run(self, weights, x):

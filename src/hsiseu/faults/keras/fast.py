@@ -198,7 +198,10 @@ class CompiledEngine:
         self._plans: dict[str, _Plan | None] = {}
         self._chains: dict[str, tuple[Any, list]] = {}
         self._downs: dict[tuple[str, bool, int, int], tuple[Any, list[str], list]] = {}
-        self._trusted: dict[tuple, Any] = {}
+        self._trusted: dict[tuple, bool] = {}  # per compiled shape: whether it reproduces the cache
+        self._dense_k: dict[tuple, int] = {}  # per (end, channel, images): faults per whole-tensor call
+        self._widths: dict[str, int] = {}  # per faulty layer: most batches side by side in one chain call
+        self._wide: dict[tuple, ChainCopies | None] = {}  # per (layer, width, images): trusted copies or None
         self._rung_price: dict[tuple, float] = {}  # per (end, channel, images): seconds the first trust check took
         self._rent: Counter[tuple] = Counter()  # per (end, channel, images, rung): seconds of padding paid for want of it
         self._full_call: dict[tuple, float] = {}  # per (end, channel, images): fastest call at the full batch size
@@ -296,16 +299,15 @@ class CompiledEngine:
         layers with weights run side by side (:mod:`~hsiseu.faults.keras.copies`), as many as
         the memory budget holds of its largest tensor (at most ``max_batch``, a size of the
         ladder)."""
-        key = ("copies", plan.layer)
-        if key not in self._trusted:
+        if plan.layer not in self._widths:
             most = 1
             if plan.rule is not None and all(side_by_side(layer) for layer in self._chain_layers(plan) if layer.weights):
                 largest = max(4 * math.prod(self.cache[n].shape) for n in [plan.input, *plan.chain])
                 fit = min(self.max_batch, self.memory_bytes // largest)
                 while next_rung(most) <= fit:
                     most = next_rung(most)
-            self._trusted[key] = most
-        return self._trusted[key]
+            self._widths[plan.layer] = most
+        return self._widths[plan.layer]
 
     def _chain_layers(self, plan: _Plan) -> list[keras.layers.Layer]:
         return [self.graph.nodes[n].layer for n in plan.chain]
@@ -321,14 +323,14 @@ class CompiledEngine:
     def _copies(self, plan: _Plan, k: int) -> ChainCopies | None:
         """The chain's ``k`` copies side by side, where ``k`` fault-free copies reproduce the
         cache bit for bit (checked once per layer, width and image chunk size)."""
-        key = ("wide", plan.layer, k, self.n)
-        if key not in self._trusted:
+        key = (plan.layer, k, self.n)
+        if key not in self._wide:
             wide = ChainCopies(self._chain_layers(plan), k)
             out = wide([self._chain_copy(plan, [])] * k, self.cache[plan.input])
-            self._trusted[key] = wide if _same_bits(out, np.broadcast_to(self.host(plan.end), out.shape)).all() else None
-            if self._trusted[key] is None:
+            self._wide[key] = wide if _same_bits(out, np.broadcast_to(self.host(plan.end), out.shape)).all() else None
+            if self._wide[key] is None:
                 log.info("%d copies of %s side by side do not reproduce the cache: one call per batch", k, plan.layer)
-        return self._trusted[key]
+        return self._wide[key]
 
     def _chained(self, plan: _Plan, faults: Sequence[Fault], parts: list[list[int]]
                  ) -> Iterator[tuple[list[int], np.ndarray | None]]:
@@ -484,6 +486,11 @@ class CompiledEngine:
             return self.batch_size(plan)
         return self.dense_batch(plan)
 
+    def _end_key(self, plan: _Plan) -> tuple[str, bool, int]:
+        """What a downstream's compiled shapes depend on: the chain end, whether faults come as
+        channels, the loaded image chunk's size."""
+        return plan.end, plan.rule is not None, self.n
+
     def dense_batch(self, plan: _Plan) -> int:
         """Faults per call of the downstream over whole tensors from ``plan``'s chain end on the
         loaded chunk: the budget's batch size if that shape reproduces the cache fault-free, else
@@ -493,25 +500,25 @@ class CompiledEngine:
         AMD EPYC's pruned ReLU model 3, 4, 6, 12 and 16 faults per call do, 2, 5, 8, 11 and 23
         do not, so halving from its budget of 23 ended at one. One fault per call has the
         reference's own shape, so it is always exact."""
-        key = ("down_k", plan.end, plan.rule is not None, self.n)
-        if key not in self._trusted:
+        key = self._end_key(plan)
+        if key not in self._dense_k:
             k = self.batch_size(plan)
             t0 = time.perf_counter()
             for k in [k, *smaller_batches(k)]:
                 if k == 1 or self._rung_trusted(plan, k):
                     break
                 self.stats["downstream_batch_refused"] += 1
-            self._trusted[key] = k
-            self._rung_price[key[1:]] = time.perf_counter() - t0
+            self._dense_k[key] = k
+            self._rung_price[key] = time.perf_counter() - t0
             if k < self.batch_size(plan):
                 log.info("downstream of %s: %d faults per call (a batch of %d does not reproduce the cache)",
                          plan.end, k, self.batch_size(plan))
-        return self._trusted[key]
+        return self._dense_k[key]
 
     def _rung_trusted(self, plan: _Plan, k: int) -> bool:
         """Whether the downstream of ``plan``'s chain end reproduces the cache at ``k`` faults
         per call (checked once per end, batch size and image chunk size)."""
-        key = ("dense", plan.end, plan.rule is not None, self.n, k)
+        key = ("dense", *self._end_key(plan), k)
         if key not in self._trusted:
             self._trusted[key] = self._down_trusted(plan, k)
         return self._trusted[key]
@@ -526,7 +533,7 @@ class CompiledEngine:
         twice what the better of the two choices would have cost in hindsight."""
         k = self.dense_batch(plan)
         r = rung_at_least(n)
-        end = (plan.end, plan.rule is not None, self.n)
+        end = self._end_key(plan)
         while r < k:
             key = ("dense", *end, r)
             if key in self._trusted:
@@ -734,7 +741,7 @@ class CompiledEngine:
         partial batch at the full size goes to the reference loop instead where that costs
         less (:meth:`_cheaper_by_reference`)."""
         k = self.dense_batch(plan)
-        end = (plan.end, plan.rule is not None, self.n)
+        end = self._end_key(plan)
         for a in range(0, len(items), k):
             part_keys, part = keys[a:a + k], items[a:a + k]
             size, renting = self.fitted_batch(plan, len(part))
