@@ -12,11 +12,12 @@ with weights holds its output channel ``c`` on each weight's last axis and depen
 weights its ``k`` copies side by side along that axis, gives all of them in one call of Keras's
 own layers. Whether the wider call rounds every channel as the chain does is not assumed: the
 engine trusts a width only once ``k`` fault-free copies reproduce the cached output bit for bit.
+Width 1 is the chain as it is, for any chain (a transposed convolution's too): one call per batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
@@ -64,33 +65,40 @@ def _wider(layer: keras.layers.Layer, k: int) -> keras.layers.Layer:
 
 class ChainCopies:
     """``k`` copies of a channel chain (``layers``, the faulty one first) as one chain of ``k``
-    times its channels."""
+    times its channels; ``k = 1``: the chain's own layers, whatever they are. The faulty layer's
+    weights (``own``, host arrays in its order) change from call to call, the others (``rest``)
+    are the same in every copy and every call: they go to the device once."""
 
-    def __init__(self, layers: Sequence[keras.layers.Layer], k: int) -> None:
+    def __init__(self, layers: Sequence[keras.layers.Layer], k: int, own: Sequence[np.ndarray],
+                 rest: Sequence[np.ndarray]) -> None:
         self.k, self.channels = int(k), int(layers[-1].output.shape[-1])
-        self.steps = [_wider(layer, self.k) for layer in layers]
+        self.steps = list(layers) if self.k == 1 else [_wider(layer, self.k) for layer in layers]
         # a first layer that keeps its input's channels (BatchNorm) reads them k times over
-        self.tiled = _width_key(layers[0]) is None
+        self.tiled = self.k > 1 and _width_key(layers[0]) is None
+        self._variables = [v for step in self.steps for v in step.weights]
+        self._own = list(own)
+        self._own_values = [compiled.to_device(a) for a in own] if self.k == 1 else []
+        self._rest = [compiled.to_device(np.concatenate([a] * self.k, axis=-1)) for a in rest]
         self._fn = compiled.compile_fn(self._run)
 
-    def _run(self, weights, x):
+    def _run(self, own, rest, x):
         if self.tiled:
             x = keras.ops.tile(x, (1,) * (len(x.shape) - 1) + (self.k,))
-        y, at = x, 0
-        for step in self.steps:
-            n = len(step.weights)
-            with compiled.stateless(step.weights, weights[at:at + n]):
+        with compiled.stateless(self._variables, list(own) + list(rest)):
+            y = x
+            for step in self.steps:
                 y = step(y, training=False)
-            at += n
         return y
 
-    def __call__(self, copies: Sequence[Sequence[Sequence[np.ndarray]]], x: Any) -> np.ndarray:
-        """Per copy of the chain's weights (per layer with weights, host arrays in its order;
-        at most ``k`` copies, the rest padded with the first), the chain's output on ``x``:
-        (copies, N, ..., C)."""
-        full = list(copies) + [copies[0]] * (self.k - len(copies))
-        weights = [compiled.to_device(np.concatenate([c[layer][i] for c in full], axis=-1))
-                   for layer in range(len(full[0])) for i in range(len(full[0][layer]))]
-        y = compiled.to_host(self._fn(weights, x))
+    def __call__(self, flips: Sequence[Mapping[int, np.ndarray]], x: Any) -> np.ndarray:
+        """Per copy (at most ``k``; the rest padded with the first), the faulty layer's flipped
+        weights by their position in its weights: the chain's output on ``x``, (copies, N, ..., C).
+        Width 1 copies only the flipped weights to the device."""
+        if self.k == 1:
+            own = [compiled.to_device(flips[0][i]) if i in flips[0] else v for i, v in enumerate(self._own_values)]
+        else:
+            full = list(flips) + [flips[0]] * (self.k - len(flips))
+            own = [compiled.to_device(np.concatenate([f.get(i, a) for f in full], axis=-1)) for i, a in enumerate(self._own)]
+        y = compiled.to_host(self._fn(own, self._rest, x))
         y = y.reshape(y.shape[:-1] + (self.k, self.channels))
-        return np.moveaxis(y, -2, 0)[:len(copies)]
+        return np.moveaxis(y, -2, 0)[:len(flips)]

@@ -196,12 +196,11 @@ class CompiledEngine:
         self._windows: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # per chain end, of the loaded images
         self._load(0)
         self._plans: dict[str, _Plan | None] = {}
-        self._chains: dict[str, tuple[Any, list]] = {}
         self._downs: dict[tuple[str, bool, int, int], tuple[Any, list[str], list]] = {}
         self._trusted: dict[tuple, bool] = {}  # per compiled shape: whether it reproduces the cache
         self._dense_k: dict[tuple, int] = {}  # per (end, channel, images): faults per whole-tensor call
         self._widths: dict[str, int] = {}  # per faulty layer: most batches side by side in one chain call
-        self._wide: dict[tuple, ChainCopies | None] = {}  # per (layer, width, images): trusted copies or None
+        self._chain_calls: dict[tuple, ChainCopies | None] = {}  # per (layer, width, images): trusted copies or None
         self._rung_price: dict[tuple, float] = {}  # per (end, channel, images): seconds the first trust check took
         self._rent: Counter[tuple] = Counter()  # per (end, channel, images, rung): seconds of padding paid for want of it
         self._full_call: dict[tuple, float] = {}  # per (end, channel, images): fastest call at the full batch size
@@ -275,24 +274,18 @@ class CompiledEngine:
                 self._plans[layer_name] = _Plan(layer_name, rule, chain, node.inputs[0])
         return self._plans[layer_name]
 
-    def _flipped(self, plan: _Plan, faults: Sequence[Fault]) -> dict[str, np.ndarray]:
-        """Host copies of the faulty layer's weights that ``faults`` flip, by weight name, with
-        every fault flipped (in distinct channels: they never meet)."""
-        index = {v.name: self._var_index[id(v)] for v in self.graph.nodes[plan.layer].layer.weights}
-        copied: dict[str, np.ndarray] = {}
+    def _flipped(self, plan: _Plan, faults: Sequence[Fault]) -> dict[int, np.ndarray]:
+        """Host copies of the faulty layer's weights that ``faults`` flip, by position in its
+        weights, with every fault flipped (in distinct channels: they never meet)."""
+        weights = self.graph.nodes[plan.layer].layer.weights
+        at = {v.name: i for i, v in enumerate(weights)}
+        copied: dict[int, np.ndarray] = {}
         for fault in faults:
-            wname = fault.set.split("/", 1)[1]
-            if wname not in copied:
-                copied[wname] = self.stored[index[wname]].copy()
-            flip_at(copied[wname], fault.index, fault.bit)
+            i = at[fault.set.split("/", 1)[1]]
+            if i not in copied:
+                copied[i] = self.stored[self._var_index[id(weights[i])]].copy()
+            flip_at(copied[i], fault.index, fault.bit)
         return copied
-
-    def _faulty_weights(self, plan: _Plan, faults: Sequence[Fault]) -> list[Any]:
-        """The faulty layer's weights, in its own order, with ``faults`` flipped. Only the
-        flipped ones are copied to the device; the others are the stored values already there."""
-        copied = self._flipped(plan, faults)
-        return [compiled.to_device(copied[v.name]) if v.name in copied else self.values[self._var_index[id(v)]]
-                for v in self.graph.nodes[plan.layer].layer.weights]
 
     def copies_per_call(self, plan: _Plan) -> int:
         """How many batches of ``plan``'s faults share one chain call: several where the chain's
@@ -312,65 +305,43 @@ class CompiledEngine:
     def _chain_layers(self, plan: _Plan) -> list[keras.layers.Layer]:
         return [self.graph.nodes[n].layer for n in plan.chain]
 
-    def _chain_copy(self, plan: _Plan, faults: Sequence[Fault]) -> list[list[np.ndarray]]:
-        """One copy of the chain's weights (host arrays, per layer with weights) with ``faults``
-        flipped in the faulty layer's."""
-        copied = self._flipped(plan, faults)
-        layers = self._chain_layers(plan)
-        return [[copied[v.name] if v.name in copied and layer is layers[0] else self.stored[self._var_index[id(v)]]
-                 for v in layer.weights] for layer in layers if layer.weights]
-
-    def _copies(self, plan: _Plan, k: int) -> ChainCopies | None:
-        """The chain's ``k`` copies side by side, where ``k`` fault-free copies reproduce the
-        cache bit for bit (checked once per layer, width and image chunk size)."""
+    def _chain_call(self, plan: _Plan, k: int) -> ChainCopies | None:
+        """The chain's ``k`` copies side by side (``k = 1``: the chain itself), where ``k``
+        fault-free copies reproduce the cache bit for bit (checked once per layer, width and
+        image chunk size); None where they do not."""
         key = (plan.layer, k, self.n)
-        if key not in self._wide:
-            wide = ChainCopies(self._chain_layers(plan), k)
-            out = wide([self._chain_copy(plan, [])] * k, self.cache[plan.input])
-            self._wide[key] = wide if _same_bits(out, np.broadcast_to(self.host(plan.end), out.shape)).all() else None
-            if self._wide[key] is None:
-                log.info("%d copies of %s side by side do not reproduce the cache: one call per batch", k, plan.layer)
-        return self._wide[key]
+        if key not in self._chain_calls:
+            layers = self._chain_layers(plan)
+            stored = [[self.stored[self._var_index[id(v)]] for v in layer.weights] for layer in layers]
+            call = ChainCopies(layers, k, stored[0], [a for weights in stored[1:] for a in weights])
+            out = call([{}] * k, self.cache[plan.input])
+            trusted = _same_bits(out, np.broadcast_to(self.host(plan.end), out.shape)).all()
+            self._chain_calls[key] = call if trusted else None
+            if not trusted:
+                log.info("%d copies of the chain of %s do not reproduce the cache: %s", k, plan.layer,
+                         "one call per batch" if k > 1 else "reference loop")
+        return self._chain_calls[key]
 
     def _chained(self, plan: _Plan, faults: Sequence[Fault], parts: list[list[int]]
                  ) -> Iterator[tuple[list[int], np.ndarray | None]]:
         """Each batch of faults with the chain end's output it gives (None: the chain is not
         trusted), several batches to a call where the layer's copies run side by side."""
         most = self.copies_per_call(plan)
+        x_in = self.cache[plan.input]
         for a in range(0, len(parts), most):
             group = parts[a:a + most]
-            k = rung_at_least(len(group))
             t0 = time.perf_counter()
-            wide = self._copies(plan, k) if k > 1 else None
-            if wide is None:
-                outs = [self._chain(plan, [faults[i] for i in part]) for part in group]
-            else:
-                outs = list(wide([self._chain_copy(plan, [faults[i] for i in part]) for part in group],
-                                 self.cache[plan.input]))
-            self.stats["chain_runs"] += len(group) if wide is None else 1
-            self.stats["chain_batches_side_by_side"] += 0 if wide is None else len(group)
+            flips = [self._flipped(plan, [faults[i] for i in part]) for part in group]
+            wide = self._chain_call(plan, rung_at_least(len(group)))
+            if wide is not None:
+                outs = list(wide(flips, x_in))
+            else:  # one call per batch, where the chain itself is trusted
+                narrow = self._chain_call(plan, 1) if len(group) > 1 else None
+                outs = [None if narrow is None else narrow([flip], x_in)[0] for flip in flips]
+            self.stats["chain_runs"] += 1 if wide is not None else len(group)
+            self.stats["chain_batches_side_by_side"] += len(group) if wide is not None and wide.k > 1 else 0
             self.seconds[f"chain:{plan.layer}"] += time.perf_counter() - t0
             yield from zip(group, outs)
-
-    def _chain_fn(self, plan: _Plan):
-        """Compiled: the faulty layer with substituted weights, then the pass-through layers,
-        on the fault-free input: the chain end's output (N, ...)."""
-        if plan.layer not in self._chains:
-            g = self.graph
-            steps = [g.nodes[n].layer for n in plan.chain]
-            own = list(steps[0].weights)
-            rest = [v for step in steps[1:] for v in step.weights]
-
-            def chain(weights, rest_values, x_in):
-                with compiled.stateless(own + rest, list(weights) + list(rest_values)):
-                    y = x_in
-                    for step in steps:
-                        y = step(y, training=False)
-                return y
-
-            rest_values = [self.values[self._var_index[id(v)]] for v in rest]
-            self._chains[plan.layer] = (compiled.compile_fn(chain), rest_values)
-        return self._chains[plan.layer]
 
     def _split(self, end: str, apart: bool = True) -> bool:
         """Whether the downstream of ``end`` leaves the closing softmax apart."""
@@ -432,21 +403,6 @@ class CompiledEngine:
                 self._host[key] = _channel_major(self.host(plan.end))
             return self._host[key][c]
         return np.repeat(self.host(plan.end)[None], len(c), axis=0)
-
-    def _chain(self, plan: _Plan, faults: Sequence[Fault]) -> np.ndarray | None:
-        """The chain end's output with ``faults`` in place (N, ...), or None when the chain does
-        not reproduce the cache fault-free."""
-        fn, rest_values = self._chain_fn(plan)
-        x_in = self.cache[plan.input]
-        key = ("chain", plan.layer, self.n)
-        if key not in self._trusted:
-            fault_free = compiled.to_host(fn(self._faulty_weights(plan, []), rest_values, x_in))
-            self._trusted[key] = bool(_same_bits(fault_free[None], self.host(plan.end)[None])[0])
-            if not self._trusted[key]:
-                log.info("chain of %s does not reproduce the cache: reference loop", plan.layer)
-        if not self._trusted[key]:
-            return None
-        return compiled.to_host(fn(self._faulty_weights(plan, faults), rest_values, x_in))
 
     def pixel_tail(self, end: str) -> PixelTail | LogitTail | None:
         """The downstream of ``end`` on changed pixels only, where no later layer mixes pixels
