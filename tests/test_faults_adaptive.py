@@ -27,7 +27,7 @@ from hsiseu.faults import faultlist
 from hsiseu.faults.campaign import CELL_COLUMNS
 from hsiseu.faults.paramsets import ParameterSet
 from hsiseu.faults.sampling import leveugle_n
-from hsiseu.faults.stats.adaptive import UnitState, adaptive_candidates
+from hsiseu.faults.stats.adaptive import UnitState, adaptive_candidates, fewest_draws, zero_stop
 from hsiseu.faults.stats.bounds import BET_CAP, confidence_sequence, upper_sequence
 from hsiseu.faults.stats.candidates import candidate_faults, pending_faults, unit_state, units
 from hsiseu.faults.stats.intervals import normal_interval, variance_p, wald_interval
@@ -349,6 +349,20 @@ def test_an_all_zero_unit_stops_at_the_exact_bound_at_alpha_over_2_and_reports_i
     # U0 is the exact bound at the stop: n zeros have probability alpha / 2 when the mean is U0
     ones = got.high if population is None else got.high * population
     assert zero_probability(population, state.n, ones) == pytest.approx(ALPHA / 2, rel=1e-4)
+
+
+@pytest.mark.parametrize("population", [8, 32, 64, 100, 576, 2000, 36864])
+@pytest.mark.parametrize("error_margin", [0.025, 0.1])
+def test_the_floor_is_the_fewest_zeros_that_exclude_every_mean_above_e(population, error_margin):
+    """``fewest_draws``: with one draw fewer, the population of floor(e N) + 1 ones (mean just
+    above e) gives all zeros more often than alpha, so a rule stopping there on zeros would miss
+    it more often than its confidence allows; at the floor it does not. The rule's all-zero stop
+    (alpha / 2) and Leveugle's n lie at or above it."""
+    n = fewest_draws(population, error_margin, CONFIDENCE)
+    ones = math.floor(error_margin * population) + 1
+    assert ones / population > error_margin
+    assert zero_probability(population, n, ones) <= ALPHA < zero_probability(population, n - 1, ones)
+    assert n <= zero_stop(population, error_margin, CONFIDENCE) <= adaptive_candidates(population, error_margin, CONFIDENCE)
 
 
 def test_adaptive_runs_a_prefix_of_leveugles_list_and_never_more():

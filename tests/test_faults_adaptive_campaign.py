@@ -264,6 +264,12 @@ def test_sampling_plan_scales_ms_per_fault_to_the_projected_model_by_its_flops_a
                  "--paper-config", str(tmp_path / "big.yaml"), "--ms", "naive=10", "fast=4"]) == 0
     out = capsys.readouterr().out
     assert f"ms per fault x {scale:.0f}" in out and "x 3 images" in out
+    from hsiseu.faults.stats.adaptive import fewest_draws
+
+    cells = pd.read_csv(tmp_path / "cells.csv")
+    floor = sum(fewest_draws(int(n), 0.025, 0.95) for n in cells["population"])  # the plan's default e
+    cell_row = next(line.split() for line in out.splitlines() if line.startswith("cell "))
+    assert int(cell_row[5]) == floor  # population, units, leveugle, adaptive, fewer, floor
 
 
 def test_projection_pools_only_the_float_sets_mantissa_bits():
@@ -280,8 +286,9 @@ def test_projection_pools_only_the_float_sets_mantissa_bits():
                            float_sets=["w"]).set_index("population")
     # every unit is all zero: 64 cells of 5000 against 41 cells and one pooled unit of 23 x 5000
     # (an all-zero unit's exact stop grows a little with N)
-    from hsiseu.faults.stats.adaptive import zero_stop
+    from hsiseu.faults.stats.adaptive import fewest_draws, zero_stop
 
     assert plan.loc["cell", "adaptive"] == pytest.approx(64 * zero_stop(5000, 0.1, 0.95))
+    assert plan.loc["cell", "floor"] == 64 * fewest_draws(5000, 0.1, 0.95) < plan.loc["cell", "adaptive"]
     assert plan.loc[POOLED_MANTISSA, "adaptive"] == pytest.approx(
         41 * zero_stop(5000, 0.1, 0.95) + zero_stop(5000 * 23, 0.1, 0.95))

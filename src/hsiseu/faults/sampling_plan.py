@@ -131,13 +131,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                replicates=args.replicates, populations=populations,
                                float_sets=float_sets)
         print(f"\n{name}: {table['set'].nunique()} sets, {len(table)} cells" + (f"; CPU-hours: {note}" if note else ""))
-        print(f"{'population':<14}{'units':>7}{'leveugle':>12}{'adaptive':>12}{'fewer':>8}"
+        print(f"{'population':<14}{'units':>7}{'leveugle':>12}{'adaptive':>12}{'fewer':>8}{'floor':>10}{'at most':>9}"
               + "".join(f"{'h ' + k + ' lev':>14}{'h ' + k + ' ada':>14}" for k in loops))
         for row in plan.itertuples(index=False):
             hours = "".join(f"{row.leveugle * ms * scale / 3.6e6:>14.1f}{row.adaptive * ms * scale / 3.6e6:>14.1f}"
                             for ms in loops.values())
             print(f"{row.population:<14}{row.units:>7}{row.leveugle:>12.0f}{row.adaptive:>12.0f}"
-                  f"{row.leveugle / max(row.adaptive, 1):>7.1f}x{hours}")
+                  f"{row.leveugle / max(row.adaptive, 1):>7.2f}x{row.floor:>10.0f}{row.leveugle / max(row.floor, 1):>8.2f}x"
+                  f"{hours}")
+        print("floor: the fewest faults any rule with this guarantee runs, every unit's outcomes zero "
+              "(hsiseu.faults.stats.adaptive.fewest_draws); at most: leveugle / floor")
         if len(loops) >= 2:
             (a, ms_a), (b, ms_b) = list(loops.items())[:2]
             for population in ("cell", STRATIFIED):

@@ -415,6 +415,32 @@ def zero_stop(population: int, error_margin: float, confidence: float, candidate
     return _first_stop(0, probe.candidates, stops)
 
 
+@functools.lru_cache(maxsize=4096)
+def fewest_draws(population: int, error_margin: float, confidence: float) -> int:
+    """The fewest faults with which any sampling rule could give a unit of ``population``
+    values the guarantee (its estimate, the sample mean, within +- e of the true mean at
+    ``confidence``): the n at which n zeros, the cheapest outcomes there are, exclude every
+    mean above e. Outcomes lie in [0, 1], so such a mean needs at least K = floor(e N) + 1
+    non-zero values, and n draws without replacement miss them all with probability
+    C(N - K, n) / C(N, n); a rule that stopped on fewer zeros would report [0, e] for that
+    population more often than alpha allows. No design of n draws does better than simple
+    random sampling here: averaged over where the K values lie, every design misses them all as
+    often. A floor to measure a campaign against, not a rule: this project's rule spends alpha /
+    2 on zeros (:func:`zero_stop`)."""
+    n_all, alpha = int(population), 1.0 - confidence
+    k = math.floor(error_margin * n_all) + 1
+    if k > n_all:
+        return 0
+
+    def log_choose(a: int, b: int) -> float:
+        return math.lgamma(a + 1) - math.lgamma(b + 1) - math.lgamma(a - b + 1)
+
+    def stops(n: int) -> bool:
+        return n > n_all - k or log_choose(n_all - k, n) - log_choose(n_all, n) <= math.log(alpha)
+
+    return _first_stop(0, n_all, stops)
+
+
 def _first_stop(lo: int, hi: int, stops: Callable[[int], bool]) -> int:
     """The smallest k in (lo, hi] at which ``stops`` holds, given that it holds at ``hi`` and,
     once it holds, at every larger k (bisection)."""

@@ -31,14 +31,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from hsiseu.faults.stats.adaptive import MIN_ROUND, UnitState, adaptive_candidates
+from hsiseu.faults.stats.adaptive import MIN_ROUND, UnitState, adaptive_candidates, fewest_draws
 from hsiseu.faults.stats.candidates import POPULATIONS, list_strata
 from hsiseu.faults.stats.strata import Strata
 
 __all__ = ["PROJECTION_COLUMNS", "POOLED_MANTISSA", "STRATIFIED", "two_point", "unit_cells", "stratum_profile",
            "expected_faults"]
 
-PROJECTION_COLUMNS = ("population", "units", "population_faults", "leveugle", "adaptive", "adaptive_share")
+PROJECTION_COLUMNS = ("population", "units", "population_faults", "leveugle", "adaptive", "adaptive_share", "floor")
 
 
 def two_point(mean: float, std: float) -> tuple[float, float]:
@@ -160,12 +160,13 @@ def expected_faults(cells: pd.DataFrame, *, error_margin: float, confidence: flo
                     float_sets: Sequence[str] = (),
                     replicates: int = 4, seed: int = 0, min_round: int = MIN_ROUND) -> pd.DataFrame:
     """Faults needed per population variant (columns :data:`PROJECTION_COLUMNS`): units, faults
-    in the whole population, ``leveugle`` (exact) and ``adaptive`` (expected, simulated), and
-    the adaptive share of leveugle's."""
+    in the whole population, ``leveugle`` (exact) and ``adaptive`` (expected, simulated), the
+    adaptive share of leveugle's, and the ``floor`` no rule with the same guarantee goes below
+    (every unit's outcomes zero: :func:`~hsiseu.faults.stats.adaptive.fewest_draws`)."""
     rows = []
     for population in populations:
         cache: dict[tuple, float] = {}
-        n_units = leveugle = 0
+        n_units = leveugle = floor = 0
         adaptive = 0.0
         whole = 0
         for unit in unit_cells(cells, population, sizes, float_sets):
@@ -173,11 +174,12 @@ def expected_faults(cells: pd.DataFrame, *, error_margin: float, confidence: flo
             n_units += 1
             whole += total
             leveugle += adaptive_candidates(total, error_margin, confidence)
+            floor += fewest_draws(total, error_margin, confidence)
             key = (total,) + tuple(unit[["size", "q", "b", "strata"]].itertuples(index=False, name=None))
             if key not in cache:
                 cache[key] = _simulated_stop(unit, error_margin, confidence, replicates, seed, min_round)
             adaptive += cache[key]
         rows.append({"population": population, "units": n_units, "population_faults": whole,
                      "leveugle": leveugle, "adaptive": adaptive,
-                     "adaptive_share": adaptive / leveugle if leveugle else float("nan")})
+                     "adaptive_share": adaptive / leveugle if leveugle else float("nan"), "floor": floor})
     return pd.DataFrame(rows, columns=list(PROJECTION_COLUMNS))
