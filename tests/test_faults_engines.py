@@ -19,7 +19,8 @@ from hsiseu.faults.keras.backend import KerasBackend  # noqa: E402
 from hsiseu.faults.keras import compiled  # noqa: E402
 from hsiseu.faults.keras.copies import ChainCopies, side_by_side  # noqa: E402
 from hsiseu.faults.keras.classmap import DECIDED_MARGIN, classes_and_decided, decision, nonfinite_rows  # noqa: E402
-from hsiseu.faults.keras.fast import CompiledEngine, classes_op, smaller_batches  # noqa: E402
+from hsiseu.faults.keras.fast import CompiledEngine, classes_op  # noqa: E402
+from hsiseu.faults.keras.partial import PartialBatches, smaller_batches  # noqa: E402
 from hsiseu.faults.keras.graph import UnsupportedModel, keeps_pixels  # noqa: E402
 from hsiseu.faults.keras.logits import LogitTail  # noqa: E402
 from hsiseu.faults.keras.paths import PIXELS, WHOLE, PathTimes  # noqa: E402
@@ -226,13 +227,14 @@ def test_a_partial_batch_takes_a_smaller_rung_once_its_padding_has_paid_for_the_
     plan = next(p for p in map(engine.plan, sorted({f.set for f in faults}))
                 if p is not None and engine.pixel_tail(p.end) is None)
     k, end = engine.dense_batch(plan), (plan.end, plan.rule is not None, engine.n)
-    assert k > 4 and engine._rung_price[end] > 0
+    prices, rent = engine.partial.price, engine.partial.rent
+    assert k > 4 and prices[end] > 0
     assert engine.fitted_batch(plan, k) == (k, None) and engine.fitted_batch(plan, 2) == (k, 2)
     real = CompiledEngine._down_trusted
     monkeypatch.setattr(CompiledEngine, "_down_trusted", lambda self, plan, r: r != 2 and real(self, plan, r))
-    engine._rent[(*end, 2)] = engine._rung_price[end]
+    rent[(end, 2)] = prices[end]
     assert engine.fitted_batch(plan, 2) == (k, 3)  # 2 bought and refused: 3 rents now
-    engine._rent[(*end, 3)] = engine._rung_price[end]
+    rent[(end, 3)] = prices[end]
     assert engine.fitted_batch(plan, 2) == (3, None) and engine.fitted_batch(plan, 3) == (3, None)
     assert engine.fitted_batch(plan, 4) == (k, 4) and engine.stats["downstream_rungs_bought"] == 2
     monkeypatch.undo()
@@ -242,11 +244,40 @@ def test_a_partial_batch_takes_a_smaller_rung_once_its_padding_has_paid_for_the_
         fast = KerasBackend(model, x, engine="fast", memory_mb=0.5)
         fast.engine._pass = {0: math.inf}  # no partial batch by the reference loop
         if free:
-            fast.engine._rung_price = NoPrice()
+            fast.engine.partial.price = NoPrice()
         assert outcomes(fast, faults) == want
         padded[free] = fast.engine.stats["padded_downstream_slots"]
         assert (fast.engine.stats["downstream_rungs_bought"] > 0) == free
     assert padded[True] < padded[False]
+
+
+@pytest.mark.parametrize("price", [0.05, 1.0, 20.0])
+@pytest.mark.parametrize("batches", [1, 3, 10, 200])
+def test_ski_rental_pays_at_most_twice_the_better_choice_in_hindsight(price, batches):
+    """A run of partial batches of 2 at an end whose full call of 16 takes 1 s and whose rung of
+    2 takes 2/16 of it, bought for ``price`` (its compile and check): what the rental pays,
+    padding plus the price once bought, is at most twice the cheaper of never buying and buying
+    at once, plus one batch's padding (the rent is looked at before each batch: a batch whose
+    padding alone costs more than the compile is paid in full), however many batches come."""
+    partial, bought, paid = PartialBatches(), set(), 0.0
+    partial.price["end"] = price
+    partial.ran("end", 16, None, 1.0, full=True)  # the end's first full call
+
+    def buy(r):
+        nonlocal paid
+        paid += price
+        bought.add(r)
+        return True
+
+    for _ in range(batches):
+        size, renting = partial.size("end", 2, 16, lambda r: True if r in bought else None, buy)
+        took = 1.0 if size == 16 else 2 / 16
+        paid += took
+        partial.ran("end", 16, renting, took, full=size == 16)
+    hindsight = min(batches * 1.0, price + batches * 2 / 16)
+    padding = 1.0 - 2 / 16
+    assert paid <= 2 * hindsight + padding + 1e-9
+    assert bool(bought) == ((batches - 1) * padding >= price)  # bought once the padding paid its price
 
 
 def test_a_partial_batch_goes_to_the_reference_loop_where_its_passes_cost_less_than_a_padded_call():

@@ -39,7 +39,8 @@ For the faults of a layer L, in batches:
 5. **Batch from a memory budget.** The batch size of E is the largest number of faults whose
    downstream activations fit in ``memory_mb`` (at most ``max_batch``); a partial last batch is
    padded to it, or to a smaller size of the ladder once the padding has cost as much as a
-   compile (:meth:`CompiledEngine.fitted_batch`), so that each E compiles a few shapes.
+   compile, or run by the reference loop where that costs less
+   (:mod:`~hsiseu.faults.keras.partial`), so that each E compiles a few shapes.
 6. **Image chunks** (``image_chunk``): the cache holds one chunk of test images at a time,
    rebuilt per call and chunk, so that memory is bounded at paper scale.
 
@@ -73,6 +74,7 @@ from hsiseu.faults.keras.classmap import classes_op, decision
 from hsiseu.faults.keras.copies import ChainCopies, side_by_side
 from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
 from hsiseu.faults.keras.logits import LogitTail
+from hsiseu.faults.keras.partial import PartialBatches, smaller_batches
 from hsiseu.faults.keras.paths import PIXELS, WHOLE, PathTimes, wall_seconds
 from hsiseu.faults.keras.pixels import PixelTail
 from hsiseu.faults.keras.reference import NaiveLoop
@@ -149,17 +151,6 @@ def _scatter(gold: Any, cols: Any, c: Any, k: int) -> Any:
     return ops.reshape(y, (k * int(gold.shape[0]),) + tuple(gold.shape[1:]))
 
 
-def smaller_batches(k: int) -> list[int]:
-    """The batch sizes tried below ``k`` where ``k`` does not reproduce the cache, largest
-    first: the rungs of the compiled shapes' ladder (:func:`~hsiseu.faults.keras.softmax.next_rung`:
-    ..., 16, 12, 8, 6, 4, 3, 2, 1), twice as many as halving tries."""
-    out, n = [], 1
-    while n < k:
-        out.append(n)
-        n = next_rung(n)
-    return out[::-1]
-
-
 class CompiledEngine:
     """The fast engine over a model's test images; ``reference`` is the naive loop that defines,
     and stands in for, every answer."""
@@ -201,9 +192,7 @@ class CompiledEngine:
         self._dense_k: dict[tuple, int] = {}  # per (end, channel, images): faults per whole-tensor call
         self._widths: dict[str, int] = {}  # per faulty layer: most batches side by side in one chain call
         self._chain_calls: dict[tuple, ChainCopies | None] = {}  # per (layer, width, images): trusted copies or None
-        self._rung_price: dict[tuple, float] = {}  # per (end, channel, images): seconds the first trust check took
-        self._rent: Counter[tuple] = Counter()  # per (end, channel, images, rung): seconds of padding paid for want of it
-        self._full_call: dict[tuple, float] = {}  # per (end, channel, images): fastest call at the full batch size
+        self.partial = PartialBatches()  # per (end, channel, images): the times behind partial batches
         self._pass: dict[int, float] = {}  # per image chunk: the reference loop's fastest fault-free pass
         self._batch: dict[str, int] = {}
         self._pixel_tails: dict[str, PixelTail | LogitTail | None] = {}
@@ -241,21 +230,11 @@ class CompiledEngine:
 
     def batch_size(self, plan: _Plan) -> int:
         """Faults per downstream call for a plan: as many as fit in the memory budget, each
-        needing the peak of what is alive at once downstream of its chain end (a tensor lives
-        from the layer that makes it to the last layer that reads it; the tiled skip tensors
-        from the start)."""
+        needing the peak of what is alive at once downstream of its chain end
+        (:meth:`~hsiseu.faults.keras.graph.LayerGraph.live_peak`; the tiled skip tensors from the
+        start)."""
         if plan.layer not in self._batch:
-            g = self.graph
-            order = [plan.end, *g.descendants(plan.end)]
-            last = {n: max((g.position[c] for c in g.nodes[n].consumers), default=g.position[n])
-                    for n in order + g.frontier(plan.end)}
-            size = {n: 4 * math.prod(self.cache[n].shape) for n in last}
-            live = {n for n in g.frontier(plan.end)}
-            peak = 0
-            for n in order:
-                live.add(n)
-                peak = max(peak, sum(size[m] for m in live))
-                live = {m for m in live if last[m] > g.position[n]}
+            peak = self.graph.live_peak(plan.end, lambda n: 4 * math.prod(self.cache[n].shape))
             self._batch[plan.layer] = int(max(1, min(self.max_batch, self.memory_bytes // max(peak, 1))))
         return self._batch[plan.layer]
 
@@ -465,7 +444,7 @@ class CompiledEngine:
                     break
                 self.stats["downstream_batch_refused"] += 1
             self._dense_k[key] = k
-            self._rung_price[key] = time.perf_counter() - t0
+            self.partial.price[key] = time.perf_counter() - t0
             if k < self.batch_size(plan):
                 log.info("downstream of %s: %d faults per call (a batch of %d does not reproduce the cache)",
                          plan.end, k, self.batch_size(plan))
@@ -481,28 +460,14 @@ class CompiledEngine:
 
     def fitted_batch(self, plan: _Plan, n: int) -> tuple[int, int | None]:
         """Faults per call for a last batch of ``n`` waiting states, and the smaller rung it
-        rents (pays padding for) if any. Padding a few states up to the full batch wastes
-        the rest of the call, and a chain end hit rarely sees mostly such batches (one per
-        image chunk and checkpoint chunk); a smaller rung of the ladder wastes less but has to
-        compile and earn trust once. Ski rental decides: a rung is bought once the padding paid
-        for want of it reaches what the end's first compile took, so a campaign pays at most
-        twice what the better of the two choices would have cost in hindsight."""
-        k = self.dense_batch(plan)
-        r = rung_at_least(n)
+        rents if any (:class:`~hsiseu.faults.keras.partial.PartialBatches`: ski rental)."""
         end = self._end_key(plan)
-        while r < k:
-            key = ("dense", *end, r)
-            if key in self._trusted:
-                if self._trusted[key]:
-                    return r, None
-            elif self._rent[(*end, r)] >= self._rung_price[end]:
-                self.stats["downstream_rungs_bought"] += 1
-                if self._rung_trusted(plan, r):
-                    return r, None
-            else:
-                return k, r
-            r = next_rung(r)
-        return k, None
+
+        def buy(r: int) -> bool:
+            self.stats["downstream_rungs_bought"] += 1
+            return self._rung_trusted(plan, r)
+
+        return self.partial.size(end, n, self.dense_batch(plan), lambda r: self._trusted.get(("dense", *end, r)), buy)
 
     def _down_trusted(self, plan: _Plan, k: int) -> bool:
         channel = plan.rule is not None
@@ -695,13 +660,14 @@ class CompiledEngine:
                results: list) -> bool:
         """The waiting states' predictions from whole tensors, in batches the cache trusts; a
         partial batch at the full size goes to the reference loop instead where that costs
-        less (:meth:`_cheaper_by_reference`)."""
+        less (:class:`~hsiseu.faults.keras.partial.PartialBatches`)."""
         k = self.dense_batch(plan)
         end = self._end_key(plan)
         for a in range(0, len(items), k):
             part_keys, part = keys[a:a + k], items[a:a + k]
             size, renting = self.fitted_batch(plan, len(part))
-            by_reference = size == k and len(part) < k and self._cheaper_by_reference(end, len(part))
+            by_reference = size == k and len(part) < k and self.partial.cheaper_by_reference(
+                end, len(part), self._reference_pass)
             t0 = time.perf_counter()
             if by_reference:
                 self._answer(part_keys, part, [self.reference.one(faults[w.members[0]], [self._chunk]) for w in part],
@@ -709,24 +675,14 @@ class CompiledEngine:
                 self.stats["partial_states_by_reference"] += len(part)
             else:
                 self._dense(plan, part_keys, part, size, faults, results)
-            took = time.perf_counter() - t0
-            if size == k and not by_reference:
-                self._full_call[end] = min(self._full_call.get(end, took), took)
-            if renting is not None:
-                self._rent[(*end, renting)] += max(0.0, took - self._full_call[end] * renting / k)
+            self.partial.ran(end, k, renting, time.perf_counter() - t0, full=size == k and not by_reference)
         return True
 
-    def _cheaper_by_reference(self, end: tuple, n: int) -> bool:
-        """Whether ``n`` faulty states cost less as ``n`` passes of the reference loop (compiled
-        already, exact by definition) than as one downstream call padded to the full size: at
-        an early chain end, one or two states left over would otherwise pay for a call of
-        twenty. Both times are measured: the end's fastest full call, the reference's fastest
-        fault-free pass over the loaded images."""
-        if end not in self._full_call:
-            return False
+    def _reference_pass(self) -> float:
+        """Seconds of the reference loop's fastest fault-free pass over the loaded images."""
         if self._chunk not in self._pass:
             self._pass[self._chunk] = min(wall_seconds(lambda: self.reference.scores_of([self._chunk])) for _ in range(2))
-        return n * self._pass[self._chunk] < self._full_call[end]
+        return self._pass[self._chunk]
 
     def _by_pixels(self, plan: _Plan, tail: PixelTail | LogitTail, keys: list[tuple], items: list[_Waiting],
                    results: list) -> bool:

@@ -18,7 +18,7 @@ with several outputs) is refused here, by name.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,6 +189,22 @@ class LayerGraph:
         down = set(self.descendants(name))
         need = {s for d in down for s in self.nodes[d].inputs if s not in down and s != name}
         return sorted(need, key=self.position.__getitem__)
+
+    def live_peak(self, name: str, nbytes: Callable[[str], int]) -> int:
+        """The most bytes alive at once when the layers after ``name`` run from its output: a
+        tensor lives from the layer that makes it to the last layer that reads it, the
+        :meth:`frontier` tensors (``nbytes`` each) from the start."""
+        order = [name, *self.descendants(name)]
+        frontier = self.frontier(name)
+        last = {n: max((self.position[c] for c in self.nodes[n].consumers), default=self.position[n])
+                for n in order + frontier}
+        size = {n: nbytes(n) for n in last}
+        live, peak = set(frontier), 0
+        for n in order:
+            live.add(n)
+            peak = max(peak, sum(size[m] for m in live))
+            live = {m for m in live if last[m] > self.position[n]}
+        return peak
 
     def tail_keeps_pixels(self, name: str) -> bool:
         """Whether every layer after ``name`` computes each pixel from the same pixel of
