@@ -173,7 +173,7 @@ class ChunkPool:
 def _serve(spec: Mapping[str, Any]) -> None:
     """One worker: open the model, then run each chunk named on stdin (module docstring)."""
     from hsiseu.faults import faultlist
-    from hsiseu.faults.api import open_model
+    from hsiseu.faults.registry import open_model  # the spec names a model file
     from hsiseu.faults.campaign import chunk_writer
     from hsiseu.runtime import configure_tensorflow
 

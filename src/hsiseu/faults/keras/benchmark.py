@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=None, help="faults per run call (default: config checkpoint_faults)")
     args = parser.parse_args(argv)
 
-    from hsiseu.faults.benchmark import spread_blocks, take_turns, timed as timed_run
+    from hsiseu.faults.timing import spread_blocks, take_turns, timed as timed_run
     from hsiseu.faults.outcomes import outcome_of
     from hsiseu.faults.tasks import test_data
     from hsiseu.runtime import configure_tensorflow

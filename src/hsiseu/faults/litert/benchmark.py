@@ -103,7 +103,7 @@ def run_benchmark(content: bytes, x: np.ndarray, faults, *, kernels: str, chunk:
     """Every loop on the same faults; rows of (name, wall s/fault, CPU s/fault, predictions)."""
     import time
 
-    from hsiseu.faults.benchmark import take_turns, timed
+    from hsiseu.faults.timing import take_turns, timed
     from hsiseu.faults.litert.backend import TFLiteBackend
     from hsiseu.quantization.interpreter import KERNELS
 
@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from hsiseu.faults import faultlist
-    from hsiseu.faults.benchmark import spread_blocks
+    from hsiseu.faults.timing import spread_blocks
     from hsiseu.faults.litert.sets import int8_parameter_sets
     from hsiseu.faults.outcomes import outcome_of
     from hsiseu.faults.tasks import test_data
