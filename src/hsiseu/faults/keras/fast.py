@@ -27,7 +27,7 @@ For the faults of a layer L, in batches:
 4. **Delayed start, batched.** The survivors' channels are written over the cached fault-free
    output of E, faults x images on the batch axis, and a Keras sub-model from E (plus the cached
    skip tensors it still reads, tiled) to the model output runs them in one compiled call, and
-   a fused one takes the class map with the NaN rule. Chains compile once per layer, sub-models
+   a fused one takes the class map with the NaN rule. Chains compile once per layer and width, sub-models
    once per chain end and batch size.
    Where no layer after E mixes pixels (a segmentation net's 1x1 classifier and softmax:
    :mod:`~hsiseu.faults.keras.pixels`), only the pixels each fault changed may run, as one row
