@@ -235,9 +235,10 @@ def _pass_from(engine, end: str, repeats: int = 5) -> float:
     after that layer: the arithmetic no exact engine avoids for a fault that changes every pixel."""
     from hsiseu.faults.keras import compiled
 
-    fn, skips, values = engine._down_fn(end, False, 1, apart=False)
+    tail = engine.whole_tail(end)
+    fn, values = tail.fn(False, 1, engine.n, apart=False)
     args = (values, compiled.to_device(engine.host(end)[None]), compiled.to_device(np.zeros(1, np.int32)),
-            engine.cache[end], [engine.cache[s] for s in skips])
+            engine.cache[end], [engine.cache[s] for s in tail.skips])
     compiled.to_host(fn(*args)[0])
     best = float("inf")
     for _ in range(repeats):

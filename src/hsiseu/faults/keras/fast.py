@@ -27,7 +27,7 @@ For the faults of a layer L, in batches:
 4. **Delayed start, batched.** The survivors' channels are written over the cached fault-free
    output of E, faults x images on the batch axis, and a Keras sub-model from E (plus the cached
    skip tensors it still reads, tiled) to the model output runs them in one compiled call, and
-   a fused one takes the class map with the NaN rule. Chains compile once per layer and width, sub-models
+   a fused one takes the class map with the NaN rule (:mod:`~hsiseu.faults.keras.whole`). Chains compile once per layer and width, sub-models
    once per chain end and batch size.
    Where no layer after E mixes pixels (a segmentation net's 1x1 classifier and softmax:
    :mod:`~hsiseu.faults.keras.pixels`), only the pixels each fault changed may run, as one row
@@ -70,7 +70,7 @@ from hsiseu.faults.bitflip import flip_at
 from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.keras import compiled
 from hsiseu.faults.keras.bound import ClassifierBound, moved
-from hsiseu.faults.keras.classmap import classes_op, decision
+from hsiseu.faults.keras.classmap import classes_op
 from hsiseu.faults.keras.copies import ChainCopies, side_by_side
 from hsiseu.faults.keras.graph import ChannelRule, LayerGraph, channel_rule
 from hsiseu.faults.keras.logits import LogitTail
@@ -79,6 +79,7 @@ from hsiseu.faults.keras.paths import PIXELS, WHOLE, PathTimes, wall_seconds
 from hsiseu.faults.keras.pixels import PixelTail
 from hsiseu.faults.keras.reference import NaiveLoop
 from hsiseu.faults.keras.softmax import SoftmaxApart, next_rung, rung_at_least
+from hsiseu.faults.keras.whole import WholeTail
 from hsiseu.faults.outcomes import Prediction
 from hsiseu.faults.shared import UNCHANGED, Memo, MemoWorth, state_digest
 
@@ -142,15 +143,6 @@ def _channels(a: np.ndarray, c: np.ndarray) -> np.ndarray:
     return out
 
 
-def _scatter(gold: Any, cols: Any, c: Any, k: int) -> Any:
-    """(K * N, ..., C): the fault-free tensor with fault j's channel c[j] replaced by cols[j]."""
-    ops = keras.ops
-    channels = int(gold.shape[-1])
-    mask = ops.reshape(ops.one_hot(c, channels, dtype="bool"), (k,) + (1,) * (len(gold.shape) - 1) + (channels,))
-    y = ops.where(mask, ops.expand_dims(cols, -1), ops.expand_dims(gold, 0))
-    return ops.reshape(y, (k * int(gold.shape[0]),) + tuple(gold.shape[1:]))
-
-
 class CompiledEngine:
     """The fast engine over a model's test images; ``reference`` is the naive loop that defines,
     and stands in for, every answer."""
@@ -187,7 +179,7 @@ class CompiledEngine:
         self._windows: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # per chain end, of the loaded images
         self._load(0)
         self._plans: dict[str, _Plan | None] = {}
-        self._downs: dict[tuple[str, bool, int, int], tuple[Any, list[str], list]] = {}
+        self._whole_tails: dict[str, WholeTail] = {}
         self._trusted: dict[tuple, bool] = {}  # per compiled shape: whether it reproduces the cache
         self._dense_k: dict[tuple, int] = {}  # per (end, channel, images): faults per whole-tensor call
         self._widths: dict[str, int] = {}  # per faulty layer: most batches side by side in one chain call
@@ -322,55 +314,11 @@ class CompiledEngine:
             self.seconds[f"chain:{plan.layer}"] += time.perf_counter() - t0
             yield from zip(group, outs)
 
-    def _split(self, end: str, apart: bool = True) -> bool:
-        """Whether the downstream of ``end`` leaves the closing softmax apart."""
-        return apart and self.apart is not None and end != self.graph.output and self.apart.agrees
-
-    def _down_target(self, end: str, apart: bool = True) -> str:
-        """The layer whose output the downstream of ``end`` returns: the logits where the
-        softmax runs apart, else the model's output."""
-        return self.apart.logits if self._split(end, apart) else self.graph.output
-
-    def _down_fn(self, end: str, channel: bool, k: int, apart: bool = True):
-        """From K faulty states at ``end`` to per-pixel classes (K * N, ...), a per-pixel flag
-        and the scores, or the logits where the softmax runs apart (``apart``, :meth:`_split`):
-        the flag is then whether the logits decide the pixel's class, else whether a score is
-        non-finite. The layers run in one compiled call, the class map in a fused one."""
-        split = self._split(end, apart)
-        key = (end, channel, k, self.n, split)
-        if key not in self._downs:
-            g = self.graph
-            skips = g.frontier(end)
-            target = self._down_target(end, apart)
-            if end == target:
-                tail, variables = None, []
-            else:
-                ins = [g.nodes[end].layer.output] + [g.nodes[s].layer.output for s in skips]
-                tail = keras.Model(ins, g.nodes[target].layer.output)
-                variables = list(tail.variables)
-            n = self.n
-
-            def downstream(values, states, c, gold, skip_values):
-                ops = keras.ops
-                if channel:
-                    y = _scatter(gold, states, c, k)
-                else:
-                    y = ops.reshape(states, (k * n,) + tuple(gold.shape[1:]))
-                if tail is None:
-                    return y
-                tiled = [ops.tile(s, (k,) + (1,) * (len(s.shape) - 1)) for s in skip_values]
-                with compiled.stateless(variables, values):
-                    return tail([y, *tiled], training=False)
-
-            layers, decide = compiled.compile_fn(downstream), decision(split)
-
-            def run(*args):
-                scores = layers(*args)
-                return (*decide(scores), scores)
-
-            values = [self.values[self._var_index[id(v)]] for v in variables]
-            self._downs[key] = (run, skips, values)
-        return self._downs[key]
+    def whole_tail(self, end: str) -> WholeTail:
+        """The downstream of ``end`` over whole tensors (:mod:`~hsiseu.faults.keras.whole`)."""
+        if end not in self._whole_tails:
+            self._whole_tails[end] = WholeTail(self.graph, end, self._values_of, self.apart)
+        return self._whole_tails[end]
 
     # ------------------------------------------------------------ trust
 
@@ -470,22 +418,23 @@ class CompiledEngine:
         return self.partial.size(end, n, self.dense_batch(plan), lambda r: self._trusted.get(("dense", *end, r)), buy)
 
     def _down_trusted(self, plan: _Plan, k: int) -> bool:
-        channel = plan.rule is not None
-        fn, skips, values = self._down_fn(plan.end, channel, k)
+        tail = self.whole_tail(plan.end)
+        fn, values = tail.fn(plan.rule is not None, k, self.n)
         c = np.zeros(k, dtype=np.int32)
         _, _, scores = fn(values, compiled.to_device(self._gold_state(plan, c)), compiled.to_device(c),
-                          self.cache[plan.end], [self.cache[s] for s in skips])
-        want = np.concatenate([self.host(self._down_target(plan.end))] * k)
+                          self.cache[plan.end], [self.cache[s] for s in tail.skips])
+        want = np.concatenate([self.host(tail.target())] * k)
         return bool(np.array_equal(compiled.to_host(scores).view(np.uint32), want.view(np.uint32)))
 
     def _downstream(self, plan: _Plan, c: np.ndarray, states: np.ndarray, k: int):
-        fn, skips, values = self._down_fn(plan.end, plan.rule is not None, k)
+        tail = self.whole_tail(plan.end)
+        fn, values = tail.fn(plan.rule is not None, k, self.n)
         if k == 1 and not self._rung_trusted(plan, 1):
             return None
         classes, flag, out = fn(values, compiled.to_device(states), compiled.to_device(c),
-                                self.cache[plan.end], [self.cache[s] for s in skips])
+                                self.cache[plan.end], [self.cache[s] for s in tail.skips])
         classes, flag = (compiled.to_host(a).reshape(k, -1, *a.shape[1:]) for a in (classes, flag))
-        if not self._split(plan.end):
+        if not tail.split():
             return classes, flag.reshape(k, -1).any(axis=1)
         self.stats["logit_pixels"] += flag.size
         self.stats["softmax_pixels"] += int(flag.size - flag.sum())

@@ -100,8 +100,9 @@ class PixelTail:
         """The layers' own outputs (the logits, with the softmax apart) for host rows of
         vectors at ``end``, through a compiled row length."""
         length = row_length(len(rows))
-        padded = np.zeros((length, rows.shape[1]), rows.dtype)
+        padded = np.empty((length, rows.shape[1]), rows.dtype)
         padded[:len(rows)] = rows
+        padded[len(rows):] = rows[0]  # a real vector, not zeros, as :meth:`run` pads
         return compiled.to_host(self._fn(length)(self.values, compiled.to_device(padded)))[:len(rows)]
 
     def run(self, gold_classes: np.ndarray, gold_nonfinite: bool,
