@@ -25,10 +25,10 @@ write) and answers each with a line on its stdout once the file is written.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
-import queue
 import subprocess
 import sys
 import threading
@@ -84,25 +84,31 @@ class ChunkPool:
             done: Callable[[int], Any]) -> None:
         """Write every job's chunk file: ``here(chunk, path)`` in this process, the workers
         taking the next job whenever they finish one; ``done(n)`` after each (from any thread).
-        A job a worker could not finish (it died) is run here."""
+        A job a worker could not finish (it died) is run here.
+
+        This process takes jobs from the front, the workers from the back. A campaign's list
+        runs layer after layer, so each process then meets mostly its own part of the layers
+        and compiles and checks the engine's functions for those (each process pays them once
+        per layer and shape it meets), instead of every process meeting every layer."""
         if len(jobs) > 1:
             self.start()
         self._fed = self._fed or bool(self._procs)
-        todo: queue.SimpleQueue = queue.SimpleQueue()
-        for job in jobs:
-            todo.put(job)
-        lock = threading.Lock()
+        todo = collections.deque(jobs)
+        lock, taking = threading.Lock(), threading.Lock()
 
         def report(n: int) -> None:
             with lock:
                 done(n)
 
+        def take(front: bool) -> tuple[pd.DataFrame, Path] | None:
+            with taking:
+                return None if not todo else todo.popleft() if front else todo.pop()
+
         def feed(proc: subprocess.Popen) -> None:
             while proc.poll() is None:
-                try:
-                    chunk, path = todo.get_nowait()
-                except queue.Empty:
+                if (job := take(front=False)) is None:
                     return
+                chunk, path = job
                 try:
                     proc.stdin.write(json.dumps({"faults": chunk["fault"].astype(int).tolist(), "out": str(path)}) + "\n")
                     proc.stdin.flush()
@@ -112,16 +118,14 @@ class ChunkPool:
                 except OSError:
                     answer = ""
                 if not answer:
-                    todo.put((chunk, path))  # the worker died: the job goes back
+                    with taking:
+                        todo.append(job)  # the worker died: the job goes back
                     return
                 report(len(chunk))
 
         def drain() -> None:
-            while True:
-                try:
-                    chunk, path = todo.get_nowait()
-                except queue.Empty:
-                    return
+            while (job := take(front=True)) is not None:
+                chunk, path = job
                 here(chunk, path)
                 report(len(chunk))
 
