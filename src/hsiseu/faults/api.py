@@ -234,18 +234,20 @@ def run(model: ModelLike, images: Any, labels: Any = None, *, error_margin: floa
     workers = available_cores() if workers is None else int(workers)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    if _is_keras(model):
-        import keras
-
-        if keras.backend.backend() == "tensorflow":
-            from hsiseu.runtime import configure_tensorflow
-
-            # with workers, this process runs chunks beside them: one thread, as they do
-            configure_tensorflow(threads if threads is not None or workers == 1 else 1)
     options = {"engine": engine, "memory_mb": memory_mb, "image_chunk": image_chunk,
                "include_bn_moving_stats": include_bn_moving_stats,
                "include_int8_constants": include_int8_constants, "kernels": kernels}
-    with _Pool(model, x, options, workers) as pool:  # the workers open the model while this process does
+    # the workers start first: their start-up (TensorFlow's import, the model) overlaps this
+    # process's own from its beginning
+    with _Pool(model, x, options, workers) as pool:
+        if _is_keras(model):
+            import keras
+
+            if keras.backend.backend() == "tensorflow":
+                from hsiseu.runtime import configure_tensorflow
+
+                # with workers, this process runs chunks beside them: one thread, as they do
+                configure_tensorflow(threads if threads is not None or workers == 1 else 1)
         backend = open_model(model, x, options)
         golden = backend.golden()
         labels_ = np.zeros(golden.shape, np.uint8) if y is None else y
@@ -272,9 +274,9 @@ def run(model: ModelLike, images: Any, labels: Any = None, *, error_margin: floa
 
 class _Pool:
     """The worker processes of one campaign (:class:`~hsiseu.faults.workers.ChunkPool`), started
-    on entry, before this process opens the model, so that their start-up overlaps its own: they
-    need the model as a file and the images then, the labels and a copy of the fault list only
-    with their first chunk."""
+    on entry, before this process imports TensorFlow and opens the model, so that their start-up
+    overlaps its own: they need the model as a file and the images then, the labels and a copy
+    of the fault list only with their first chunk."""
 
     def __init__(self, model: ModelLike, images: np.ndarray, options: Mapping[str, Any], workers: int) -> None:
         self.model, self.images, self.options, self.workers = model, images, dict(options), int(workers)
