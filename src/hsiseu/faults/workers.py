@@ -13,7 +13,8 @@ open already, does not pay again. The chunk files and the outcomes are those of 
 for byte, and a killed run resumes from them with any number of workers.
 
 The workers start as early as the caller can (``start``; the campaign API starts them before it
-opens the model itself), so that their start-up overlaps this process's own: a worker reads the
+imports TensorFlow and opens the model itself), so that their start-up overlaps this process's
+own: a worker reads the
 fault list and the labels only with its first chunk, by which time they exist.
 
 Each worker is a fresh interpreter (``python -m hsiseu.faults.workers SPEC``), not a
