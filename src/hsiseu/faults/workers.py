@@ -95,16 +95,18 @@ class ChunkPool:
         if len(jobs) > 1:
             self.start()
         self._fed = self._fed or bool(self._procs)
-        todo = collections.deque(jobs)
-        lock, taking = threading.Lock(), threading.Lock()
+        todo = collections.deque(jobs)  # its pops and appends are atomic: no lock for them
+        lock = threading.Lock()
 
         def report(n: int) -> None:
             with lock:
                 done(n)
 
         def take(front: bool) -> tuple[pd.DataFrame, Path] | None:
-            with taking:
-                return None if not todo else todo.popleft() if front else todo.pop()
+            try:
+                return todo.popleft() if front else todo.pop()
+            except IndexError:
+                return None
 
         def feed(proc: subprocess.Popen) -> None:
             while proc.poll() is None:
@@ -120,8 +122,7 @@ class ChunkPool:
                 except OSError:
                     answer = ""
                 if not answer:
-                    with taking:
-                        todo.append(job)  # the worker died: the job goes back
+                    todo.append(job)  # the worker died: the job goes back
                     return
                 report(len(chunk))
 

@@ -236,14 +236,12 @@ def _pass_from(engine, end: str, repeats: int = 5) -> float:
     from hsiseu.faults.keras import compiled
 
     tail = engine.whole_tail(end)
-    fn, values = tail.fn(False, 1, engine.n, apart=False)
-    args = (values, compiled.to_device(engine.host(end)[None]), compiled.to_device(np.zeros(1, np.int32)),
-            engine.cache[end], [engine.cache[s] for s in tail.skips])
-    compiled.to_host(fn(*args)[0])
+    state, c = compiled.to_device(engine.host(end)[None]), compiled.to_device(np.zeros(1, np.int32))
+    compiled.to_host(tail(state, c, engine.cache, channel=False, apart=False)[0])
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        compiled.to_host(fn(*args)[0])
+        compiled.to_host(tail(state, c, engine.cache, channel=False, apart=False)[0])
         best = min(best, time.perf_counter() - t0)
     return best
 

@@ -27,8 +27,8 @@ For the faults of a layer L, in batches:
 4. **Delayed start, batched.** The survivors' channels are written over the cached fault-free
    output of E, faults x images on the batch axis, and a Keras sub-model from E (plus the cached
    skip tensors it still reads, tiled) to the model output runs them in one compiled call, and
-   a fused one takes the class map with the NaN rule (:mod:`~hsiseu.faults.keras.whole`). Chains compile once per layer and width, sub-models
-   once per chain end and batch size.
+   a fused one takes the class map with the NaN rule (:mod:`~hsiseu.faults.keras.whole`).
+   Chains compile once per layer and width, sub-models once per chain end and batch size.
    Where no layer after E mixes pixels (a segmentation net's 1x1 classifier and softmax:
    :mod:`~hsiseu.faults.keras.pixels`), only the pixels each fault changed may run, as one row
    of pixel vectors per batch, written over the fault-free class map; which of the two a batch
@@ -374,6 +374,10 @@ class CompiledEngine:
         channels, the loaded image chunk's size."""
         return plan.end, plan.rule is not None, self.n
 
+    def _rung_key(self, plan: _Plan, k: int) -> tuple:
+        """The trust cache's key of the downstream of ``plan``'s chain end at ``k`` faults per call."""
+        return ("dense", *self._end_key(plan), k)
+
     def dense_batch(self, plan: _Plan) -> int:
         """Faults per call of the downstream over whole tensors from ``plan``'s chain end on the
         loaded chunk: the budget's batch size if that shape reproduces the cache fault-free, else
@@ -401,7 +405,7 @@ class CompiledEngine:
     def _rung_trusted(self, plan: _Plan, k: int) -> bool:
         """Whether the downstream of ``plan``'s chain end reproduces the cache at ``k`` faults
         per call (checked once per end, batch size and image chunk size)."""
-        key = ("dense", *self._end_key(plan), k)
+        key = self._rung_key(plan, k)
         if key not in self._trusted:
             self._trusted[key] = self._down_trusted(plan, k)
         return self._trusted[key]
@@ -415,24 +419,20 @@ class CompiledEngine:
             self.stats["downstream_rungs_bought"] += 1
             return self._rung_trusted(plan, r)
 
-        return self.partial.size(end, n, self.dense_batch(plan), lambda r: self._trusted.get(("dense", *end, r)), buy)
+        return self.partial.size(end, n, self.dense_batch(plan), lambda r: self._trusted.get(self._rung_key(plan, r)), buy)
 
     def _down_trusted(self, plan: _Plan, k: int) -> bool:
         tail = self.whole_tail(plan.end)
-        fn, values = tail.fn(plan.rule is not None, k, self.n)
         c = np.zeros(k, dtype=np.int32)
-        _, _, scores = fn(values, compiled.to_device(self._gold_state(plan, c)), compiled.to_device(c),
-                          self.cache[plan.end], [self.cache[s] for s in tail.skips])
+        _, _, scores = tail(self._gold_state(plan, c), c, self.cache, channel=plan.rule is not None)
         want = np.concatenate([self.host(tail.target())] * k)
         return bool(np.array_equal(compiled.to_host(scores).view(np.uint32), want.view(np.uint32)))
 
     def _downstream(self, plan: _Plan, c: np.ndarray, states: np.ndarray, k: int):
-        tail = self.whole_tail(plan.end)
-        fn, values = tail.fn(plan.rule is not None, k, self.n)
         if k == 1 and not self._rung_trusted(plan, 1):
             return None
-        classes, flag, out = fn(values, compiled.to_device(states), compiled.to_device(c),
-                                self.cache[plan.end], [self.cache[s] for s in tail.skips])
+        tail = self.whole_tail(plan.end)
+        classes, flag, out = tail(states, c, self.cache, channel=plan.rule is not None)
         classes, flag = (compiled.to_host(a).reshape(k, -1, *a.shape[1:]) for a in (classes, flag))
         if not tail.split():
             return classes, flag.reshape(k, -1).any(axis=1)

@@ -12,7 +12,7 @@ whether a shape reproduces the cache is the engine's check.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -54,7 +54,16 @@ class WholeTail:
         apart, else the model's output."""
         return self.apart.logits if self.split(apart) else self.graph.output
 
-    def fn(self, channel: bool, k: int, n: int, apart: bool = True) -> tuple[Callable[..., Any], list[Any]]:
+    def __call__(self, states: Any, c: Any, cache: Mapping[str, Any], *, channel: bool, apart: bool = True):
+        """The downstream of K = ``len(c)`` faulty states (K, N, ...) at ``end``, or of channels
+        ``c`` of ``end``'s cached output where ``channel`` (``cache``: the fault-free tensors of
+        the loaded images, ``end``'s and the skips'): per-pixel classes, flag and scores or
+        logits (:meth:`_fn`)."""
+        gold = cache[self.end]
+        fn, values = self._fn(channel, int(c.shape[0]), int(gold.shape[0]), apart)
+        return fn(values, compiled.to_device(states), compiled.to_device(c), gold, [cache[s] for s in self.skips])
+
+    def _fn(self, channel: bool, k: int, n: int, apart: bool = True) -> tuple[Callable[..., Any], list[Any]]:
         """The compiled ``run(values, states, c, gold, skip_values)`` for ``k`` faulty states
         on ``n`` images (channels ``c`` of ``gold``, E's cached output, where ``channel``, else
         whole states), giving per-pixel classes (K * N, ...), a per-pixel flag and the scores
