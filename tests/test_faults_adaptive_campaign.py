@@ -84,6 +84,14 @@ def test_adaptive_campaign_runs_prefixes_audited_by_the_merge_with_intervals_wit
             campaign.merge_shards([tmp_path / "cut.csv", paths[1]], faults_path=faults,
                                   sets_path=tmp_path / "parameter_sets.csv", out_outcomes=tmp_path / "o.csv",
                                   out_cells=tmp_path / "c.csv", sampling=SAMPLING, bits=BITS)
+    # and so is a unit with a gap: its first fault left out
+    first = run[run["rank"] == 0].iloc[0]["fault"]
+    both = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    both[both["fault"] != first].to_csv(tmp_path / "gap.csv", index=False)
+    with pytest.raises(ValueError, match="not a prefix of its candidates"):
+        campaign.merge_shards([tmp_path / "gap.csv"], faults_path=faults, sets_path=tmp_path / "parameter_sets.csv",
+                              out_outcomes=tmp_path / "o.csv", out_cells=tmp_path / "c.csv", sampling=SAMPLING,
+                              bits=BITS)
 
 
 def test_a_killed_adaptive_shard_resumes_with_nothing_lost_or_repeated(backend, tmp_path):
