@@ -19,6 +19,7 @@ from hsiseu.faults.keras.backend import KerasBackend  # noqa: E402
 from hsiseu.faults.keras import compiled  # noqa: E402
 from hsiseu.faults.keras.copies import ChainCopies, side_by_side  # noqa: E402
 from hsiseu.faults.keras.classmap import DECIDED_MARGIN, classes_and_decided, decision, nonfinite_rows  # noqa: E402
+from hsiseu.faults.keras.dense import DenseDownstream  # noqa: E402
 from hsiseu.faults.keras.fast import CompiledEngine, classes_op  # noqa: E402
 from hsiseu.faults.keras.partial import PartialBatches, smaller_batches  # noqa: E402
 from hsiseu.faults.keras.graph import UnsupportedModel, keeps_pixels  # noqa: E402
@@ -160,11 +161,11 @@ def test_image_chunks_give_the_reference_outcomes_and_bound_the_cache():
     ref = KerasBackend(model, x, engine="reference")
     fast = KerasBackend(model, x, engine="fast", image_chunk=2)
     engine: CompiledEngine = fast.engine
-    assert engine.chunks == [(0, 2), (2, 3)]
+    assert engine.images.chunks == [(0, 2), (2, 3)]
     assert np.array_equal(ref.golden(), fast.golden())
     _, faults = sample(ref, per_cell=1, seed=2)
     assert outcomes(ref, faults) == outcomes(fast, faults)
-    assert max(int(v.shape[0]) for v in engine.cache.values()) <= 2
+    assert max(int(v.shape[0]) for v in engine.images.cache.values()) <= 2
 
 
 def test_shapes_that_do_not_reproduce_the_cache_fall_back_exactly(monkeypatch):
@@ -175,8 +176,8 @@ def test_shapes_that_do_not_reproduce_the_cache_fall_back_exactly(monkeypatch):
     ref = KerasBackend(model, x, engine="reference")
     _, faults = sample(ref, per_cell=1, seed=5)
     want = outcomes(ref, faults)
-    real = CompiledEngine._down_trusted
-    monkeypatch.setattr(CompiledEngine, "_down_trusted", lambda self, plan, k: k == 1 and real(self, plan, k))
+    real = DenseDownstream._reproduces
+    monkeypatch.setattr(DenseDownstream, "_reproduces", lambda self, plan, k: k == 1 and real(self, plan, k))
     fast = KerasBackend(model, x, engine="fast")
     assert outcomes(fast, faults) == want
     assert fast.engine.stats["downstream_batch_refused"] > 0
@@ -196,15 +197,15 @@ def test_the_largest_batch_that_reproduces_the_cache_is_found_below_the_budget(m
     model, x = tiny_model("relu", seed=2), images(2)
     ref = KerasBackend(model, x, engine="reference")
     _, faults = sample(ref, per_cell=1, seed=6, bits=[30, 23, 22])
-    real = CompiledEngine._down_trusted
-    monkeypatch.setattr(CompiledEngine, "_down_trusted", lambda self, plan, k: k in (1, 3) and real(self, plan, k))
+    real = DenseDownstream._reproduces
+    monkeypatch.setattr(DenseDownstream, "_reproduces", lambda self, plan, k: k in (1, 3) and real(self, plan, k))
     fast = KerasBackend(model, x, engine="fast", memory_mb=0.5)
     assert outcomes(fast, faults) == outcomes(ref, faults)
     engine = fast.engine
     plans = {p.layer: p for p in map(engine.plan, {f.set for f in faults}) if p is not None}
     whole = [p for p in plans.values() if engine.pixel_tail(p.end) is None]
-    assert whole and all(engine.batch_size(p) > 3 for p in whole)
-    assert {engine.dense_batch(p) for p in whole} == {3}
+    assert whole and all(engine.dense.budget(p) > 3 for p in whole)
+    assert {engine.dense.size(p) for p in whole} == {3}
     assert smaller_batches(23) == [16, 12, 8, 6, 4, 3, 2, 1] and smaller_batches(1) == []
 
 
@@ -226,25 +227,25 @@ def test_a_partial_batch_takes_a_smaller_rung_once_its_padding_has_paid_for_the_
     engine = KerasBackend(model, x, engine="fast", memory_mb=0.5).engine
     plan = next(p for p in map(engine.plan, sorted({f.set for f in faults}))
                 if p is not None and engine.pixel_tail(p.end) is None)
-    k, end = engine.dense_batch(plan), (plan.end, plan.rule is not None, engine.n)
-    prices, rent = engine.partial.price, engine.partial.rent
+    k, end = engine.dense.size(plan), (plan.end, plan.rule is not None, engine.images.n)
+    prices, rent = engine.dense.partial.price, engine.dense.partial.rent
     assert k > 4 and prices[end] > 0
-    assert engine.fitted_batch(plan, k) == (k, None) and engine.fitted_batch(plan, 2) == (k, 2)
-    real = CompiledEngine._down_trusted
-    monkeypatch.setattr(CompiledEngine, "_down_trusted", lambda self, plan, r: r != 2 and real(self, plan, r))
+    assert engine.dense.fitted(plan, k) == (k, None) and engine.dense.fitted(plan, 2) == (k, 2)
+    real = DenseDownstream._reproduces
+    monkeypatch.setattr(DenseDownstream, "_reproduces", lambda self, plan, r: r != 2 and real(self, plan, r))
     rent[(end, 2)] = prices[end]
-    assert engine.fitted_batch(plan, 2) == (k, 3)  # 2 bought and refused: 3 rents now
+    assert engine.dense.fitted(plan, 2) == (k, 3)  # 2 bought and refused: 3 rents now
     rent[(end, 3)] = prices[end]
-    assert engine.fitted_batch(plan, 2) == (3, None) and engine.fitted_batch(plan, 3) == (3, None)
-    assert engine.fitted_batch(plan, 4) == (k, 4) and engine.stats["downstream_rungs_bought"] == 2
+    assert engine.dense.fitted(plan, 2) == (3, None) and engine.dense.fitted(plan, 3) == (3, None)
+    assert engine.dense.fitted(plan, 4) == (k, 4) and engine.stats["downstream_rungs_bought"] == 2
     monkeypatch.undo()
 
     want, padded = outcomes(ref, faults), {}
     for free in (False, True):
         fast = KerasBackend(model, x, engine="fast", memory_mb=0.5)
-        fast.engine._pass = {0: math.inf}  # no partial batch by the reference loop
+        fast.engine.images._pass = {0: math.inf}  # no partial batch by the reference loop
         if free:
-            fast.engine.partial.price = NoPrice()
+            fast.engine.dense.partial.price = NoPrice()
         assert outcomes(fast, faults) == want
         padded[free] = fast.engine.stats["padded_downstream_slots"]
         assert (fast.engine.stats["downstream_rungs_bought"] > 0) == free
@@ -290,7 +291,7 @@ def test_a_partial_batch_goes_to_the_reference_loop_where_its_passes_cost_less_t
     want, by_reference = outcomes(ref, faults), {}
     for pass_seconds in (0.0, math.inf):
         fast = KerasBackend(model, x, engine="fast", memory_mb=0.5)
-        fast.engine._pass = {0: pass_seconds}
+        fast.engine.images._pass = {0: pass_seconds}
         assert outcomes(fast, faults) == want
         by_reference[pass_seconds] = fast.engine.stats["partial_states_by_reference"]
         assert not any(k.startswith("reference_") for k in fast.engine.stats)
@@ -327,7 +328,7 @@ def test_batches_of_a_channel_chain_run_side_by_side_in_one_wider_call(monkeypat
     st = fast.engine.stats
     assert st["chain_batches_side_by_side"] > st["chain_runs"] > 0
     assert {fast.engine.plan(f.set).layer for f in faults} == set(layers)
-    assert all(fast.engine.copies_per_call(fast.engine.plan(f.set)) > 1 for f in faults)
+    assert all(fast.engine.chains.copies_per_call(fast.engine.plan(f.set)) > 1 for f in faults)
     real = ChainCopies.__call__
     monkeypatch.setattr(ChainCopies, "__call__", lambda self, flips, x: real(self, flips, x) if self.k == 1
                         else np.nextafter(real(self, flips, x), np.inf))
@@ -482,7 +483,7 @@ def test_memory_budget_sizes_the_batch():
     small = KerasBackend(model, x, engine="fast", memory_mb=0.25).engine
     large = KerasBackend(model, x, engine="fast", memory_mb=64).engine
     plan = small.plan("cnv_1/kernel")
-    assert 1 <= small.batch_size(plan) < large.batch_size(plan) <= large.max_batch
+    assert 1 <= small.dense.budget(plan) < large.dense.budget(plan) <= large.max_batch
 
 
 def test_equal_faulty_channels_share_one_downstream_run(monkeypatch):

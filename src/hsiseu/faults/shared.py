@@ -18,12 +18,26 @@ import numpy as np
 from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.outcomes import Prediction, classes_from_scores
 
-__all__ = ["UNCHANGED", "Memo", "MemoWorth", "check_fault_sets", "prediction_from_scores", "state_digest"]
+__all__ = ["UNCHANGED", "Memo", "MemoWorth", "bits_differ", "check_fault_sets", "prediction_from_scores", "same_bits",
+           "state_digest"]
 
 #: The answer for a fault whose model output was proven bitwise equal to the fault-free one.
 UNCHANGED = Prediction(None, False)
 
 V = TypeVar("V")
+
+
+def bits_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Where two arrays differ bit for bit (-0.0 != 0.0, NaN payloads count): "unchanged" means
+    these bits, not a float comparison."""
+    ua = a.view(np.uint32) if a.dtype.itemsize == 4 else a
+    ub = b.view(np.uint32) if b.dtype.itemsize == 4 else b
+    return ua != ub
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row (first axis), whether every value is bitwise equal."""
+    return ~bits_differ(a, b).reshape(a.shape[0], -1).any(axis=1)
 
 
 def prediction_from_scores(scores: np.ndarray) -> Prediction:

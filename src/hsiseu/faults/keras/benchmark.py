@@ -235,13 +235,13 @@ def _pass_from(engine, end: str, repeats: int = 5) -> float:
     after that layer: the arithmetic no exact engine avoids for a fault that changes every pixel."""
     from hsiseu.faults.keras import compiled
 
-    tail = engine.whole_tail(end)
-    state, c = compiled.to_device(engine.host(end)[None]), compiled.to_device(np.zeros(1, np.int32))
-    compiled.to_host(tail(state, c, engine.cache, channel=False, apart=False)[0])
+    tail, images = engine.dense.tail(end), engine.images
+    state, c = compiled.to_device(images.host(end)[None]), compiled.to_device(np.zeros(1, np.int32))
+    compiled.to_host(tail(state, c, images.cache, channel=False, apart=False)[0])
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        compiled.to_host(tail(state, c, engine.cache, channel=False, apart=False)[0])
+        compiled.to_host(tail(state, c, images.cache, channel=False, apart=False)[0])
         best = min(best, time.perf_counter() - t0)
     return best
 
