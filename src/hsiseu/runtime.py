@@ -12,6 +12,7 @@ the benchmarks make the same one.
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 import logging
 from importlib import metadata
@@ -87,9 +88,7 @@ def configure_tensorflow(threads: int | None = None, seed: int | None = None) ->
              threads or "TensorFlow's default")
 
 
-_EXIT_REGISTERED = False
-
-
+@functools.cache
 def _exit_without_last_collection() -> None:
     """Freeze the garbage collector once this process's exit handlers run.
 
@@ -97,8 +96,6 @@ def _exit_without_last_collection() -> None:
     (traced functions, graphs, layers), about a second of every job, command and campaign
     worker on a 2-core CPU, and nothing it would free outlives the process. Frozen objects are
     left to the operating system. Nothing is lost: every file the project writes is closed (and
-    renamed into place) by the ``with`` block that wrote it, before exit."""
-    global _EXIT_REGISTERED
-    if not _EXIT_REGISTERED:
-        _EXIT_REGISTERED = True
-        atexit.register(gc.freeze)
+    renamed into place) by the ``with`` block that wrote it, before exit (cached: registered
+    once)."""
+    atexit.register(gc.freeze)

@@ -19,7 +19,7 @@ from hsiseu.faults.faultlist import Fault
 from hsiseu.faults.outcomes import Prediction, classes_from_scores
 
 __all__ = ["UNCHANGED", "Memo", "MemoWorth", "bits_differ", "check_fault_sets", "prediction_from_scores", "same_bits",
-           "state_digest"]
+           "same_array_bits", "state_digest"]
 
 #: The answer for a fault whose model output was proven bitwise equal to the fault-free one.
 UNCHANGED = Prediction(None, False)
@@ -38,6 +38,12 @@ def bits_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per row (first axis), whether every value is bitwise equal."""
     return ~bits_differ(a, b).reshape(a.shape[0], -1).any(axis=1)
+
+
+def same_array_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays have the same shape and bits: how a compiled function earns trust."""
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and not bits_differ(a, b).any()
 
 
 def prediction_from_scores(scores: np.ndarray) -> Prediction:

@@ -14,8 +14,9 @@ for byte, and a killed run resumes from them with any number of workers.
 
 The workers start as early as the caller can (``start``; the campaign API starts them before it
 imports TensorFlow and opens the model itself), so that their start-up overlaps this process's
-own: a worker reads the
-fault list and the labels only with its first chunk, by which time they exist.
+own: a worker reads the fault list and the labels only with its first chunk, by which time they
+exist. A worker's exit skips the interpreter's last garbage collection, as every process that
+configured TensorFlow does (:mod:`hsiseu.runtime`).
 
 Each worker is a fresh interpreter (``python -m hsiseu.faults.workers SPEC``), not a
 ``multiprocessing`` child: those re-import the caller's main script, so a user's script without
@@ -195,11 +196,6 @@ def _serve(spec: Mapping[str, Any]) -> None:
             listed = faultlist.read(spec["faults"]).set_index("fault", drop=False)
         write(listed.loc[job["faults"]].reset_index(drop=True), Path(job["out"]))
         print("done", flush=True)
-    # The caller waits for this process to end, and TensorFlow's teardown at interpreter exit
-    # takes about a second of it; every file this worker wrote was complete before its "done".
-    logging.shutdown()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 if __name__ == "__main__":

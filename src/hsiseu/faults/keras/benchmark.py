@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from hsiseu.faults.shared import same_array_bits
+
 __all__ = ["main", "flop_shares"]
 
 
@@ -145,8 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"fast engine budget {engine.memory_bytes / 2**20:.0f} MiB, setup {setup:.1f} s")
     print(f"sample: {len(faults)} faults of the {len(frame)}-fault list in "
           + ", ".join(f"[{a}, {b})" for a, b in spans) + f"; run {chunk} faults per call, as a shard does")
-    same_golden = np.array_equal(np.asarray(naive.scores).view(np.uint32),
-                                 np.asarray(reference.reference.scores).view(np.uint32))
+    same_golden = same_array_bits(naive.scores, reference.reference.scores)
     print(f"fault-free scores, TF default graphs vs exact graphs: {'identical' if same_golden else 'differ'}")
     print(f"{'loop':<40}{'ms/fault':>10}{'x naive':>9}{'CPU ms':>9}{'x naive':>9}  "
           "identical outcomes: to naive, to reference")

@@ -57,7 +57,7 @@ class FaultyChains:
     def batches(self, plan: Plan, faults: Sequence[Fault], group: list[int]) -> list[list[int]]:
         """The group's faults in batches that share one chain call: distinct channels (first
         fit), or one fault per batch for a layer without a channel rule."""
-        if plan.rule is None:
+        if not plan.channels:
             return [[i] for i in group]
         batches: list[tuple[list[int], set[int]]] = []
         for i in group:
@@ -77,7 +77,7 @@ class FaultyChains:
         tensor (at most ``max_batch``, a size of the ladder)."""
         if plan.layer not in self._widths:
             most = 1
-            if plan.rule is not None and all(side_by_side(layer) for layer in self._layers(plan) if layer.weights):
+            if plan.channels and all(side_by_side(layer) for layer in self._layers(plan) if layer.weights):
                 cache = self.images.cache
                 largest = max(4 * math.prod(cache[n].shape) for n in [plan.input, *plan.chain])
                 fit = min(self.max_batch, self.memory_bytes // largest)

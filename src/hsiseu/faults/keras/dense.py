@@ -31,6 +31,7 @@ from hsiseu.faults.keras.partial import PartialBatches, smaller_batches
 from hsiseu.faults.keras.plan import Plan
 from hsiseu.faults.keras.softmax import SoftmaxApart
 from hsiseu.faults.keras.whole import WholeTail
+from hsiseu.faults.shared import same_array_bits
 
 log = logging.getLogger(__name__)
 
@@ -139,4 +140,4 @@ class DenseDownstream:
         c = np.zeros(k, dtype=np.int32)
         _, _, scores = tail(self.images.states(plan.end, c, plan.channels), c, self.images.cache, channel=plan.channels)
         want = np.concatenate([self.images.host(tail.target())] * k)
-        return bool(np.array_equal(compiled.to_host(scores).view(np.uint32), want.view(np.uint32)))
+        return same_array_bits(compiled.to_host(scores), want)

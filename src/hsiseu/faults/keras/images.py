@@ -20,6 +20,7 @@ from hsiseu.faults.keras import compiled
 from hsiseu.faults.keras.graph import LayerGraph
 from hsiseu.faults.keras.paths import wall_seconds
 from hsiseu.faults.keras.reference import NaiveLoop
+from hsiseu.faults.shared import same_array_bits
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class LoadedImages:
         self.chunk, self.n = i, b - a
         if i not in self._exact:
             want = np.asarray(self.reference.scores[a:b], np.float32)
-            self._exact[i] = bool(np.array_equal(self.host(self.graph.output).view(np.uint32), want.view(np.uint32)))
+            self._exact[i] = same_array_bits(self.host(self.graph.output), want)
             if not self._exact[i]:
                 log.warning("cached fault-free scores of images %d..%d differ from the reference loop's: "
                             "their faults run through the reference loop", a, b - 1)

@@ -27,6 +27,7 @@ import numpy as np
 from hsiseu.faults.keras import compiled
 from hsiseu.faults.keras.classmap import DECIDED_MARGIN, classes_and_decided, classes_op, is_softmax, nonfinite_rows
 from hsiseu.faults.keras.graph import LayerGraph
+from hsiseu.faults.shared import same_array_bits
 
 __all__ = ["SHORTEST_ROW", "SoftmaxApart", "next_rung", "row_length", "rows_reproduce", "rung_at_least"]
 
@@ -65,7 +66,7 @@ def rows_reproduce(run, source: np.ndarray, target: np.ndarray, length: int) -> 
     vectors = source.reshape(-1, source.shape[-1])
     at = np.linspace(0, len(vectors) - 1, length).round().astype(np.int64)
     out = compiled.to_host(run(compiled.to_device(vectors[at])))
-    return bool(np.array_equal(out.view(np.uint32), target.reshape(len(vectors), -1)[at].view(np.uint32)))
+    return same_array_bits(out, target.reshape(len(vectors), -1)[at])
 
 
 class SoftmaxApart:
